@@ -1,0 +1,149 @@
+"""Backward warping, flow resizing and flow composition.
+
+Conventions (specs/flow.md): a flow `F_{a->b}` is `[N,2,H,W]` in pixels, channel 0 = x (columns),
+channel 1 = y (rows); pixel `p` of frame `a` corresponds to `p + F_{a->b}(p)` in frame `b`.
+Pixel centres sit at integer coordinates, so the frame spans `[0, W-1] x [0, H-1]`.
+"""
+import torch
+import torch.nn.functional as F
+
+PADDING_MODES = ("zeros", "border", "reflection")
+SAMPLING_MODES = ("bilinear", "nearest")
+RESIZE_MODES = ("bilinear", "bicubic", "nearest", "area")
+
+# Samples this close outside the frame (in pixels) still count as valid: absorbs float rounding of
+# coordinates that land exactly on the border (e.g. after composing or resizing flows).
+_EDGE_TOLERANCE_PX = 1e-3
+
+
+def validate_flow(flow, name="flow"):
+    """Raise ValueError unless `flow` is a floating tensor `[N,2,H,W]`."""
+    if not isinstance(flow, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [N,2,H,W], got {type(flow).__name__}.")
+    if flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"{name} must have shape [N,2,H,W] (x and y displacement in pixels), "
+                         f"got {tuple(flow.shape)}.")
+    if not flow.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {flow.dtype}.")
+
+
+def validate_images(images, name="image"):
+    """Raise ValueError unless `images` is a floating tensor `[N,C,H,W]`."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [N,C,H,W], got {type(images).__name__}.")
+    if images.dim() != 4:
+        raise ValueError(f"{name} must have shape [N,C,H,W], got {tuple(images.shape)}.")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {images.dtype}; "
+                         f"convert it with .float() first.")
+
+
+def pixel_grid(h, w, device=None, dtype=torch.float32):
+    """Coordinates of every pixel centre -> `[1,2,H,W]`: channel 0 = x (0..W-1), 1 = y (0..H-1)."""
+    ys = torch.arange(h, device=device, dtype=dtype)
+    xs = torch.arange(w, device=device, dtype=dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack((grid_x, grid_y)).unsqueeze(0)
+
+
+def inside_frame(coords, h, w):
+    """`[N,1,H',W']` bool: absolute pixel coordinates `coords` `[N,2,H',W']` lie in `[0,w-1]x[0,h-1]`."""
+    x, y = coords[:, 0:1], coords[:, 1:2]
+    tol = _EDGE_TOLERANCE_PX
+    return (x >= -tol) & (x <= w - 1 + tol) & (y >= -tol) & (y <= h - 1 + tol)
+
+
+def _batch_size(image, flow):
+    n_image, n_flow = image.shape[0], flow.shape[0]
+    if n_image != n_flow and 1 not in (n_image, n_flow):
+        raise ValueError(f"image batch ({n_image}) and flow batch ({n_flow}) differ; they must be "
+                         f"equal or one of them must be 1 (broadcast).")
+    return max(n_image, n_flow)
+
+
+def _check_warp_args(image, flow, padding, mode):
+    validate_images(image, "image")
+    validate_flow(flow, "flow")
+    if image.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(f"image size {tuple(image.shape[-2:])} and flow size {tuple(flow.shape[-2:])} "
+                         f"differ; resize the flow with resize_flow(flow, image.shape[-2:]) first.")
+    if image.device != flow.device:
+        raise ValueError(f"image is on {image.device} but flow is on {flow.device}; move both to one device.")
+    if padding not in PADDING_MODES:
+        raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}.")
+    if mode not in SAMPLING_MODES:
+        raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}.")
+
+
+def backward_warp(image, flow, padding="zeros", mode="bilinear"):
+    """Sample `image` (frame b) at `p + flow(p)`: the result is aligned with frame a.
+
+    Args:
+        image: `[N,C,H,W]` or `[1,C,H,W]`, any C (RGB, masks, latents, features), any float dtype.
+        flow: `F_{a->b}` `[N,2,H,W]` or `[1,2,H,W]` in pixels (either batch may be 1 and broadcasts).
+        padding: value outside the frame: "zeros", "border" (edge pixel) or "reflection".
+        mode: "bilinear" (differentiable in image and flow) or "nearest".
+    Returns:
+        warped `[N,C,H,W]` in the dtype of `image`;
+        valid `[N,1,H,W]` (same dtype), 1 where `p + flow(p)` lies inside `[0,W-1] x [0,H-1]`, else 0.
+    Half-precision images are sampled in float32 (normalised coordinates need the precision) and the
+    result is cast back.
+    """
+    _check_warp_args(image, flow, padding, mode)
+    n = _batch_size(image, flow)
+    h, w = image.shape[-2:]
+    work_dtype = torch.promote_types(torch.promote_types(image.dtype, flow.dtype), torch.float32)
+    flow = flow.to(work_dtype)
+    coords = pixel_grid(h, w, flow.device, work_dtype) + flow
+    warped = F.grid_sample(image.to(work_dtype).expand(n, -1, -1, -1),
+                           _normalised_grid(coords, h, w).expand(n, -1, -1, -1),
+                           mode=mode, padding_mode=padding, align_corners=True)
+    valid = inside_frame(coords, h, w).expand(n, -1, -1, -1)
+    return warped.to(image.dtype), valid.to(image.dtype)
+
+
+def _normalised_grid(coords, h, w):
+    """Pixel coordinates `[N,2,H,W]` -> grid_sample grid `[N,H,W,2]` in [-1,1] (align_corners=True)."""
+    scale = coords.new_tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)]).view(1, 2, 1, 1)
+    return (coords * scale - 1.0).permute(0, 2, 3, 1)
+
+
+def resize_flow(flow, size, mode="bilinear"):
+    """Resample a flow field to `size = (h, w)` and rescale its vectors to the new pixel units.
+
+    Args:
+        flow: `[N,2,H,W]` in pixels of the original size.
+        size: target `(h, w)`.
+        mode: "bilinear" (antialiased when shrinking), "bicubic" (likewise), "nearest" or "area".
+    Returns:
+        `[N,2,h,w]`; x components scaled by `w/W`, y components by `h/H` (pixel-area convention,
+        the same factors as the image grid).
+    """
+    validate_flow(flow)
+    if len(size) != 2 or min(int(size[0]), int(size[1])) < 1:
+        raise ValueError(f"size must be (height, width) with both >= 1, got {size!r}.")
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"mode must be one of {RESIZE_MODES}, got {mode!r}.")
+    h, w = int(size[0]), int(size[1])
+    old_h, old_w = flow.shape[-2:]
+    smooth = mode in ("bilinear", "bicubic")
+    resized = F.interpolate(
+        flow, size=(h, w), mode="nearest-exact" if mode == "nearest" else mode,
+        align_corners=False if smooth else None,
+        antialias=smooth and (h < old_h or w < old_w))
+    return resized * resized.new_tensor([w / old_w, h / old_h]).view(1, 2, 1, 1)
+
+
+def compose_flow(flow_ab, flow_bc):
+    """Chain `F_{a->b}` then `F_{b->c}` into `F_{a->c}(p) = F_ab(p) + F_bc(p + F_ab(p))`.
+
+    Args:
+        flow_ab, flow_bc: `[N,2,H,W]` in pixels (either batch may be 1).
+    Returns:
+        flow_ac `[N,2,H,W]`; valid `[N,1,H,W]` 0/1, 0 where `p + F_ab(p)` leaves frame b (there F_bc is
+        read from the nearest border pixel, so flow_ac is an extrapolation).
+    """
+    validate_flow(flow_ab, "flow_ab")
+    validate_flow(flow_bc, "flow_bc")
+    flow_bc_at_b, valid = backward_warp(flow_bc, flow_ab, padding="border")
+    return flow_ab + flow_bc_at_b, valid

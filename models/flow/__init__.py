@@ -1,0 +1,1 @@
+"""Optical-flow estimators: the built-in weight-free one, RAFT and SpyNet."""

@@ -1,0 +1,206 @@
+"""The one module that talks to ComfyUI.
+
+Progress and cancellation, the torch device, model folders, input/output folders and safe weight
+loading. When ComfyUI is not importable (tests, the `tame` command line) every function degrades to
+plain behaviour: progress goes to a handler the caller installs, cancellation to `request_cancel()`,
+folders to environment variables or the working directory.
+"""
+import os
+import threading
+from pathlib import Path
+
+import torch
+
+try:  # ComfyUI present
+    import folder_paths
+    import comfy.model_management as _mm
+    import comfy.utils as _cu
+except ImportError:  # headless: tests, command line
+    folder_paths = None
+    _mm = None
+    _cu = None
+
+MODEL_KINDS = ("flow", "vsr", "generator", "lpips")
+SAFE_SUFFIXES = (".safetensors", ".sft")
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
+
+_cancel = threading.Event()
+_progress_handler = None
+
+
+class Cancelled(RuntimeError):
+    """Raised inside a long loop when the user asked to stop (headless mode)."""
+
+
+def in_comfyui():
+    return folder_paths is not None
+
+
+# ---------------------------------------------------------------- progress and cancellation
+def request_cancel():
+    """Ask every running loop to stop at its next progress report (headless mode)."""
+    _cancel.set()
+
+
+def clear_cancel():
+    _cancel.clear()
+
+
+def set_progress_handler(handler):
+    """Install `handler(label, done, total)` for headless progress (None removes it)."""
+    global _progress_handler
+    _progress_handler = handler
+
+
+def check_cancelled():
+    """Raise if the user interrupted: ComfyUI's interrupt exception, or `Cancelled` headless."""
+    if _mm is not None:
+        _mm.throw_exception_if_processing_interrupted()
+    if _cancel.is_set():
+        raise Cancelled("cancelled by the user")
+
+
+def progress(total, label="Tame"):
+    """Return `report(done, total=None)` for a loop of `total` steps.
+
+    Each call updates ComfyUI's progress bar (whose hook is also the cancel point) or the headless
+    handler, then raises if the user cancelled. Models take this callable as their `progress`.
+    """
+    bar = _cu.ProgressBar(total) if _cu is not None else None
+
+    def report(done, new_total=None):
+        steps = new_total or total
+        if bar is not None:
+            bar.update_absolute(done, steps)
+        elif _progress_handler is not None:
+            _progress_handler(label, done, steps)
+        check_cancelled()
+
+    return report
+
+
+# ---------------------------------------------------------------- device
+def compute_device():
+    """The torch device for heavy work: ComfyUI's choice, else $TAME_DEVICE, else CUDA/MPS/CPU."""
+    if _mm is not None:
+        return _mm.get_torch_device()
+    if os.environ.get("TAME_DEVICE"):
+        return torch.device(os.environ["TAME_DEVICE"])
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def free_device_cache():
+    if _mm is not None:
+        _mm.soft_empty_cache()
+    elif torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+# ---------------------------------------------------------------- folders
+def _headless_root(env, default):
+    return Path(os.environ.get(env, default)).expanduser().resolve()
+
+
+def model_folders(kind):
+    """Folders searched for weights of `kind` (ComfyUI: models/tame/<kind> and extra paths)."""
+    if folder_paths is not None:
+        return [Path(p) for p in folder_paths.get_folder_paths(f"tame_{kind}")]
+    return [_headless_root("TAME_MODELS_DIR", "models/tame") / kind]
+
+
+def register_model_folders():
+    """Register ComfyUI's models/tame/<kind> folders (no-op headless)."""
+    if folder_paths is None:
+        return
+    for kind in MODEL_KINDS:
+        path = os.path.join(folder_paths.models_dir, "tame", kind)
+        folder_paths.add_model_folder_path(f"tame_{kind}", path, is_default=True)
+
+
+def list_models(kind):
+    """Weight files of `kind` in the model folders, sorted (names relative to their folder)."""
+    names = set()
+    for folder in model_folders(kind):
+        if folder.is_dir():
+            for path in folder.rglob("*"):
+                if path.suffix.lower() in SAFE_SUFFIXES + PICKLE_SUFFIXES:
+                    names.add(path.relative_to(folder).as_posix())
+    return sorted(names)
+
+
+def model_path(kind, name):
+    """Absolute path of weight file `name`; a clear error naming the file and folders if missing."""
+    for folder in model_folders(kind):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    folders = ", ".join(str(f) for f in model_folders(kind))
+    raise FileNotFoundError(
+        f"Model file '{name}' was not found in {folders}. Put the file there (see the README section "
+        f"'Model files'); Tame never downloads weights.")
+
+
+def input_dir():
+    if folder_paths is not None:
+        return Path(folder_paths.get_input_directory())
+    return _headless_root("TAME_INPUT_DIR", "input")
+
+
+def output_dir():
+    if folder_paths is not None:
+        return Path(folder_paths.get_output_directory())
+    return _headless_root("TAME_OUTPUT_DIR", "output")
+
+
+def resolve_input_file(name):
+    """An absolute path, or a file name relative to the input folder; error if it does not exist."""
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = input_dir() / path
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Input file '{name}' does not exist (looked at {path}). Give an absolute path or put the "
+            f"file into the input folder {input_dir()}.")
+    return path
+
+
+# ---------------------------------------------------------------- weights
+def load_state_dict(path):
+    """Load a state dict on the CPU: safetensors, or a pickle checkpoint with `weights_only=True`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Weight file {path.name} not found in {path.parent}.")
+    suffix = path.suffix.lower()
+    if suffix in SAFE_SUFFIXES:
+        from safetensors.torch import load_file
+        return load_file(str(path), device="cpu")
+    if suffix in PICKLE_SUFFIXES:
+        try:
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises UnpicklingError and others for unsafe files
+            raise ValueError(
+                f"{path.name} could not be loaded safely (weights_only=True): {err}. Convert it to "
+                f".safetensors with `tame convert-weights {path.name}`.") from err
+    raise ValueError(
+        f"{path.name}: unsupported weight format '{suffix}'. Use .safetensors (preferred) or .pth/.pt.")
+
+
+def numbered_output_path(prefix, suffix):
+    """`<output>/<prefix>_00001<suffix>` with the next free counter; refuses to leave the output folder."""
+    root = output_dir()
+    base = (root / prefix).resolve()
+    if root.resolve() not in base.parents:
+        raise ValueError(
+            f"filename_prefix '{prefix}' points outside the output folder {root}; use a relative name "
+            f"such as 'tame/video'.")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    counter = 1
+    for existing in base.parent.glob(f"{base.name}_*"):
+        digits = existing.name[len(base.name) + 1:].split(".")[0]
+        if digits.isdigit():
+            counter = max(counter, int(digits) + 1)
+    return base.parent / f"{base.name}_{counter:05d}{suffix}"
