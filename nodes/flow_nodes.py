@@ -211,13 +211,23 @@ class TameVisualizeFlow:
             "which": (["forward", "backward"], {"tooltip": "Draw the forward or the backward fields."}),
             "max_magnitude": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 10000.0, "step": 0.5,
                                         "tooltip": "Pixels that map to full saturation (0 = robust max of the batch)."}),
+        }, "optional": {
+            "overlay_mask": ("MASK", {"tooltip": "Pixels where this mask is above 0.5 are drawn black, e.g. the "
+                                                 "occlusion mask of Flow Consistency Masks."}),
         }}
 
-    def visualize(self, flow, which, max_magnitude):
+    def visualize(self, flow, which, max_magnitude, overlay_mask=None):
         field = flow.forward if which == "forward" else flow.backward
         if field is None:
             raise ValueError("This flow has no backward fields: enable 'bidirectional' in Estimate Flow.")
-        return (frames_to_image(flow_to_color(field, max_magnitude or None)),)
+        colors = flow_to_color(field, max_magnitude or None)
+        if overlay_mask is not None:
+            masks = mask_to_batch(overlay_mask, "overlay_mask")
+            if masks.shape[0] not in (1, colors.shape[0]) or masks.shape[-2:] != colors.shape[-2:]:
+                raise ValueError(f"overlay_mask {tuple(overlay_mask.shape)} does not match the flow "
+                                 f"({colors.shape[0]} fields of {'x'.join(map(str, field.shape[-2:]))}).")
+            colors = colors * (masks <= 0.5)
+        return (frames_to_image(colors),)
 
 
 class TameFlowConvert:
@@ -230,7 +240,7 @@ class TameFlowConvert:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"optional": {
+        return {"required": {}, "optional": {
             "flow": ("TAME_FLOW", {"tooltip": "Tame flow of consecutive pairs to export."}),
             "optical_flow": ("OPTICAL_FLOW", {"tooltip": "[N,H,W,2] forward flows of consecutive pairs to import."}),
         }}
@@ -271,7 +281,7 @@ class TameSaveFlow:
         }}
 
     def save(self, flow, filename_prefix, format):
-        target = host.numbered_output_path(filename_prefix, ".safetensors" if format == "safetensors" else "")
+        target, _ = host.numbered_output_path(filename_prefix, ".safetensors" if format == "safetensors" else "")
         if format == "safetensors":
             files.save_flowset(target, flow)
         else:

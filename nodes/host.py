@@ -6,6 +6,7 @@ plain behaviour: progress goes to a handler the caller installs, cancellation to
 folders to environment variables or the working directory.
 """
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -189,18 +190,25 @@ def load_state_dict(path):
         f"{path.name}: unsupported weight format '{suffix}'. Use .safetensors (preferred) or .pth/.pt.")
 
 
-def numbered_output_path(prefix, suffix):
-    """`<output>/<prefix>_00001<suffix>` with the next free counter; refuses to leave the output folder."""
-    root = output_dir()
-    base = (root / prefix).resolve()
-    if root.resolve() not in base.parents:
+
+def numbered_output_path(filename_prefix, extension):
+    """(path, subfolder) of `<prefix>_NNNNN<extension>` in the output folder, NNNNN one past the
+    highest number already used with that prefix (ComfyUI's naming). Refuses to leave the folder."""
+    root = output_dir().resolve()
+    prefix = filename_prefix.strip().replace("\\", "/")
+    if not prefix or prefix.endswith("/"):
         raise ValueError(
-            f"filename_prefix '{prefix}' points outside the output folder {root}; use a relative name "
-            f"such as 'tame/video'.")
-    base.parent.mkdir(parents=True, exist_ok=True)
-    counter = 1
-    for existing in base.parent.glob(f"{base.name}_*"):
-        digits = existing.name[len(base.name) + 1:].split(".")[0]
-        if digits.isdigit():
-            counter = max(counter, int(digits) + 1)
-    return base.parent / f"{base.name}_{counter:05d}{suffix}"
+            f"filename_prefix {filename_prefix!r} has no file name part; use e.g. 'tame/video'.")
+    folder = (root / prefix).parent.resolve()
+    if folder != root and root not in folder.parents:
+        raise ValueError(
+            f"filename_prefix {filename_prefix!r} points outside the output folder {root}; use a "
+            f"relative name without '..'.")
+    folder.mkdir(parents=True, exist_ok=True)
+    base = Path(prefix).name
+    numbered = re.compile(rf"^{re.escape(base)}_(\d{{5,}})(\..*)?$")
+    used = [int(match.group(1)) for match in map(numbered.match, (p.name for p in folder.iterdir()))
+            if match]
+    target = folder / f"{base}_{max(used, default=0) + 1:05d}{extension}"
+    subfolder = "" if folder == root else folder.relative_to(root).as_posix()
+    return target, subfolder
