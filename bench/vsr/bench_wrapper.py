@@ -115,6 +115,11 @@ def timed(function):
     return result, time.perf_counter() - start
 
 
+def best_time(function, repeats=3):
+    """Shortest wall time of `repeats` runs (the CPU may be shared with other jobs)."""
+    return min(timed(function)[1] for _ in range(repeats))
+
+
 def variants(lr, lr_flows, upscale, scale, flow_estimators, device):
     """name -> callable producing the result `[T,3,H,W]`."""
     runs = {
@@ -169,16 +174,16 @@ def speed(args, flow_estimators, frames=16):
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    _, per_frame_seconds = timed(lambda: upscale(lr.to(device)).cpu())
-    _, seconds = timed(lambda: temporal_upscale(lr, upscale, 4, flows=FlowSet(zero, zero), device=device))
+    per_frame_seconds = best_time(lambda: upscale(lr.to(device)).cpu())
+    seconds = best_time(lambda: temporal_upscale(lr, upscale, 4, flows=FlowSet(zero, zero), device=device))
     lines = [f"- 4x bicubic alone: {1e3 * per_frame_seconds / frames:.1f} ms/frame; wrapped (flow given): "
-             f"{1e3 * seconds / frames:.1f} ms/frame ({frames} frames, device {args.device})."]
+             f"{1e3 * seconds / frames:.1f} ms/frame ({frames} frames, device {args.device}, best of 3)."]
     if device.type == "cuda":
         lines.append(f"- peak GPU memory of the wrapped run: {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB "
                      f"(output-size buffers stay on the CPU).")
     from tame.models.flow.estimate import estimate_video_flow
     for name, estimator in flow_estimators.items():
-        _, flow_seconds = timed(lambda: estimate_video_flow(estimator, lr, bidirectional=True))
+        flow_seconds = best_time(lambda: estimate_video_flow(estimator, lr, bidirectional=True))
         lines.append(f"- flow estimation on the 320x180 frames ({name}, both directions): "
                      f"{1e3 * flow_seconds / frames:.1f} ms/frame.")
     return lines
@@ -197,7 +202,9 @@ def format_table(results, args, estimator_note, speed_lines):
         f"Device: {args.device}, {torch.get_num_threads()} CPU threads. {estimator_note}",
         "",
         "Values are means over the 4 clips; changes are relative to the per-frame flickering upscaler. "
-        "E_warp uses the ground-truth flow; see the script docstring for every column.",
+        "E_warp uses the ground-truth flow; see the script docstring for every column. ms/frame in the "
+        "tables is one run per clip: on a CPU shared with other jobs it can vary several-fold between "
+        "runs; the speed section takes the best of 3.",
         "",
     ]
     for (scale, level), rows in results:
