@@ -105,8 +105,8 @@ def nice_ticks(low, high, target=_TARGET_TICKS):
 
 def format_tick(value, step):
     """Short label for a tick value, with as many decimals as the tick step needs."""
-    if value != 0 and (abs(value) >= 1e5 or step < 1e-3):
-        return f"{value:.1e}"
+    if abs(value) >= 1e5 or step < 1e-3:
+        return f"{value:.1e}" if value != 0 else "0"
     decimals = max(0, -math.floor(math.log10(step) + 1e-9))
     return f"{value + 0.0:.{decimals}f}"
 

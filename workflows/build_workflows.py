@@ -9,6 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+SEED_NAMES = ("seed", "noise_seed")  # INT inputs the editor gives a control_after_generate widget
 
 # name: [(node id, class, {widget: value}), ...], [(from id, from slot, to id, input name), ...]
 WORKFLOWS = {
@@ -35,7 +36,74 @@ WORKFLOWS = {
          (3, "TameSaveVideo", {"filename_prefix": "tame/report_plot", "format": "png"}),
          (4, "TameSaveVideo", {"filename_prefix": "tame/report_xt", "format": "png"})],
         [(1, 0, 2, "video"), (2, 1, 3, "images"), (2, 2, 4, "images")]),
+    "edit_consistency_autoencoder": (
+        "Temporally consistent editing with the built-in autoencoder: a flickering per-frame latent edit "
+        "(Jittered Latent Edit), phase 1 (Latent MLP Refine) and phase 2 (Generator Finetune), decoded and "
+        "measured next to the direct edit.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 8, "max_side": 128}),
+         (2, "TameLoadGenerator", {"source": "built-in autoencoder"}),
+         (3, "TameEncodeFrames", {}),
+         (4, "TameJitteredLatentEdit", {"edit": "warm colour"}),
+         (5, "TameLatentMLPRefine", {"epochs": 6}),
+         (6, "TameGeneratorFinetune", {"epochs": 3}),
+         (7, "TameDecodeFrames", {}),
+         (8, "TameTemporalMetrics", {}),
+         (9, "TameSaveVideo", {"filename_prefix": "tame/edit_consistent", "fps": 12.0}),
+         (10, "TameDecodeFrames", {}),
+         (11, "TameTemporalMetrics", {}),
+         (12, "TameSaveVideo", {"filename_prefix": "tame/edit_direct", "fps": 12.0})],
+        [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),
+         (1, 0, 4, "frames"), (2, 0, 5, "generator"), (4, 0, 5, "latent"), (1, 0, 5, "original"),
+         (2, 0, 6, "generator"), (5, 0, 6, "latent"), (1, 0, 6, "original"), (5, 0, 7, "latent"),
+         (6, 0, 7, "generator"), (7, 0, 8, "video"), (7, 0, 9, "images"), (4, 0, 10, "latent"),
+         (2, 0, 10, "generator"), (10, 0, 11, "video"), (10, 0, 12, "images")]),
+    "edit_consistency_blind": (
+        "Blind consistency for any per-frame processed video (no latents): here the processed video is a "
+        "flickering colour edit made with the built-in autoencoder; replace it with your own per-frame "
+        "processing of the same frames.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 8, "max_side": 128}),
+         (2, "TameLoadGenerator", {"source": "built-in autoencoder"}),
+         (3, "TameEncodeFrames", {}),
+         (4, "TameJitteredLatentEdit", {"edit": "cool colour", "strength_jitter": 0.8}),
+         (5, "TameDecodeFrames", {}),
+         (6, "TameBlindConsistency", {"epochs": 15}),
+         (7, "TameTemporalMetrics", {}),
+         (8, "TameSaveVideo", {"filename_prefix": "tame/blind_consistent", "fps": 12.0})],
+        [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),
+         (1, 0, 4, "frames"), (4, 0, 5, "latent"), (2, 0, 5, "generator"), (1, 0, 6, "original"),
+         (5, 0, 6, "processed"), (6, 0, 7, "video"), (6, 0, 8, "images")]),
+    "edit_consistency_vae": (
+        "Temporally consistent editing through a ComfyUI VAE (runs in ComfyUI, with a VAE file): encode the "
+        "frames, edit every latent (Jittered Latent Edit stands in for your per-frame diffusion edit: "
+        "connect its output instead), refine the latents, fine-tune a copy of the VAE decoder, decode.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 16, "max_side": 512}),
+         (2, "VAELoader", {"vae_name": "vae-ft-mse-840000-ema-pruned.safetensors"}),
+         (3, "TameLoadGenerator", {"source": "ComfyUI VAE"}),
+         (4, "TameEncodeFrames", {}),
+         (5, "TameJitteredLatentEdit", {"edit": "warm colour"}),
+         (6, "TameLatentMLPRefine", {}),
+         (7, "TameGeneratorFinetune", {}),
+         (8, "TameDecodeFrames", {}),
+         (9, "TameTemporalMetrics", {}),
+         (10, "TameSaveVideo", {"filename_prefix": "tame/edit_vae_consistent"})],
+        [(2, 0, 3, "vae"), (1, 0, 4, "images"), (3, 0, 4, "generator"), (4, 0, 5, "latent"),
+         (3, 0, 5, "generator"), (1, 0, 5, "frames"), (3, 0, 6, "generator"), (5, 0, 6, "latent"),
+         (1, 0, 6, "original"), (3, 0, 7, "generator"), (6, 0, 7, "latent"), (1, 0, 7, "original"),
+         (6, 0, 8, "latent"), (7, 0, 8, "generator"), (8, 0, 9, "video"), (8, 0, 10, "images")]),
 }
+
+
+class VAELoader:
+    """ComfyUI's core VAE loader as the editor saves it (one widget, `vae_name`; output VAE)."""
+    RETURN_TYPES = ("VAE",)
+    RETURN_NAMES = ("VAE",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"vae_name": (["vae-ft-mse-840000-ema-pruned.safetensors"],)}}
+
+
+CORE_NODES = {"VAELoader": VAELoader}
 
 
 def _inputs(cls):
@@ -47,6 +115,20 @@ def _is_widget(kind, options):
     return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput")
 
 
+def _widget_values(inputs, values):
+    """widgets_values in INPUT_TYPES order: given values, else defaults; seeds get their companion
+    control_after_generate value ("fixed", so saved runs repeat)."""
+    widgets = []
+    for name, (kind, *rest) in inputs.items():
+        options = rest[0] if rest else {}
+        if not _is_widget(kind, options):
+            continue
+        widgets.append(values.get(name, options.get("default", kind[0] if isinstance(kind, list) else None)))
+        if kind == "INT" and options.get("control_after_generate", name in SEED_NAMES):
+            widgets.append("fixed")
+    return widgets
+
+
 def build(name, description, nodes, links, mappings):
     ui_nodes, ui_links = {}, []
     for order, (node_id, class_name, values) in enumerate(nodes):
@@ -55,9 +137,7 @@ def build(name, description, nodes, links, mappings):
         unknown = set(values) - set(inputs)
         if unknown:
             raise ValueError(f"{name}: {class_name} has no inputs {sorted(unknown)}")
-        widgets = [values.get(k, opts.get("default", kind[0] if isinstance(kind, list) else None))
-                   for k, (kind, *rest) in inputs.items() for opts in [rest[0] if rest else {}]
-                   if _is_widget(kind, opts)]
+        widgets = _widget_values(inputs, values)
         ui_nodes[node_id] = {
             "id": node_id, "type": class_name, "pos": [40 + 360 * order, 80 + 40 * (order % 2)],
             "size": [320, 160], "flags": {}, "order": order, "mode": 0,
@@ -84,7 +164,7 @@ def main():
     import conftest  # noqa: F401  (makes `import tame` work from a checkout)
     from tame import NODE_CLASS_MAPPINGS
     for name, (description, nodes, links) in WORKFLOWS.items():
-        graph = build(name, description, nodes, links, NODE_CLASS_MAPPINGS)
+        graph = build(name, description, nodes, links, {**CORE_NODES, **NODE_CLASS_MAPPINGS})
         (HERE / f"{name}.json").write_text(json.dumps(graph, indent=1) + "\n")
         print(f"wrote workflows/{name}.json")
 

@@ -174,7 +174,7 @@ def _phase1(generator, codes, pair_loss, settings, schedule, anchor, step):
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        step("phase1", loss)
+        step(loss)
     mapper.requires_grad_(False)
     return mapper
 
@@ -200,7 +200,7 @@ def _phase2(original, tuned, refined, pair_loss, settings, schedule, anchor, rng
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
-        step("phase2", loss)
+        step(loss)
     tuned.decoder.requires_grad_(False)
 
 
@@ -211,9 +211,94 @@ def decode_video(generator, latents, chunk=DECODE_CHUNK):
                           for start in range(0, latents.shape[0], chunk)])
 
 
+def anchor_frame(settings, count):
+    """The anchor index: `settings.anchor`, or the middle frame `(count - 1) // 2`."""
+    return (count - 1) // 2 if settings.anchor is None else settings.anchor
+
+
+def _prepare(generator, latents, inputs, settings, distance, epochs_field):
+    """Validate; (settings, distance, anchor, schedule of `settings.<epochs_field>`, seeded rng)."""
+    settings = settings or ConsistencySettings()
+    distance = distance or CharbonnierSSIMDistance()
+    _check_inputs(generator, latents, inputs, settings)
+    count = latents.shape[0]
+    anchor = anchor_frame(settings, count)
+    rng = torch.Generator().manual_seed(int(settings.seed))
+    return settings, distance, anchor, epoch_schedule(count, anchor, getattr(settings, epochs_field), rng), rng
+
+
+def _recorder(progress, total):
+    """(losses list, step(loss)) recording each iteration's loss and reporting progress."""
+    losses = []
+
+    def step(loss):
+        losses.append(float(loss.detach()))
+        report_progress(progress, len(losses), total)
+
+    return losses, step
+
+
+def _on_device(generator, latents, estimator, inputs, settings, distance):
+    """Codes and the pair loss on the generator's device (call inside inference_mode(False))."""
+    device = generator.device
+    codes = latents.detach().clone().to(device, torch.float32)
+    frames_in = None if inputs is None else inputs.detach().clone().to(device, torch.float32)
+    return codes, _PairLoss(estimator, distance, settings, frames_in)
+
+
+def refine_latents(generator, latents, estimator, inputs=None, settings=None, distance=None,
+                   progress=None):
+    """Phase 1: fit the mapper f with the generator frozen; `settings.phase1_*` and `alpha` apply.
+
+    Arguments as `make_consistent`. Returns (refined codes `W_hat` `[T,C,h,w]` CPU float32, the
+    fitted mapper, loss per iteration). With `phase1_epochs` 0 the codes come back unchanged.
+    `progress(done, total)` is called with 0, then after every iteration.
+    """
+    settings, distance, anchor, schedule, _ = _prepare(generator, latents, inputs, settings, distance,
+                                                       "phase1_epochs")
+    losses, step = _recorder(progress, len(schedule))
+    with torch.inference_mode(False), torch.enable_grad():
+        codes, pair_loss = _on_device(generator, latents, estimator, inputs, settings, distance)
+        report_progress(progress, 0, len(schedule))
+        mapper = _phase1(generator, codes, pair_loss, settings, schedule, anchor, step)
+        with torch.no_grad():
+            refined = refine_codes(mapper, codes, settings.alpha)[0] if schedule else codes
+    return refined.cpu(), mapper, losses
+
+
+def finetune_generator(generator, refined_latents, estimator, inputs=None, settings=None, distance=None,
+                       progress=None):
+    """Phase 2: fine-tune a copy of `generator` on the frozen refined codes; `settings.phase2_*` apply.
+
+    Arguments as `make_consistent` (`refined_latents`: the codes phase 1 returned, or any codes).
+    Returns (the tuned copy, loss per iteration); `generator` itself is never modified. With
+    `phase2_epochs` 0 the copy is untuned. `progress(done, total)`: 0, then after every iteration.
+    """
+    settings, distance, anchor, schedule, rng = _prepare(generator, refined_latents, inputs, settings,
+                                                         distance, "phase2_epochs")
+    losses, step = _recorder(progress, len(schedule))
+    with torch.inference_mode(False), torch.enable_grad():
+        refined, pair_loss = _on_device(generator, refined_latents, estimator, inputs, settings, distance)
+        tuned = generator.copy()
+        report_progress(progress, 0, len(schedule))
+        if schedule:
+            _phase2(generator, tuned, refined, pair_loss, settings, schedule, anchor, rng, step)
+    return tuned, losses
+
+
+def _shifted_progress(progress, offset, total):
+    """`progress` of a phase as part of the whole run: done + offset of total (the phase's own
+    start report is dropped when an earlier phase already reported that point)."""
+    def report(done, _phase_total):
+        if done or not offset:
+            report_progress(progress, offset + done, total)
+    return report
+
+
 def make_consistent(generator, latents, estimator, inputs=None, settings=None, distance=None,
                     progress=None):
-    """Temporally consistent decoding of per-frame edited codes (both phases of seed 001).
+    """Temporally consistent decoding of per-frame edited codes: `refine_latents`, then
+    `finetune_generator` on its codes, then decoding (both phases of seed 001).
 
     Args:
         generator: a `Generator` (never modified: phase 2 tunes a copy).
@@ -223,36 +308,21 @@ def make_consistent(generator, latents, estimator, inputs=None, settings=None, d
         inputs: the unedited input frames `[T,3,H,W]` in [0,1] at the decoded size (required in-domain).
         settings: `ConsistencySettings` (default: in-domain defaults of the seed).
         distance: perceptual distance D (default: the weight-free one; see losses.perceptual_distance).
-        progress: `progress(done, total)` after every iteration; may raise to cancel.
+        progress: `progress(done, total)` over both phases: 0, then after every iteration; may raise
+            to cancel.
     Returns:
         ConsistencyResult. Deterministic for a given `settings.seed` on CPU.
     """
     settings = settings or ConsistencySettings()
     distance = distance or CharbonnierSSIMDistance()
     _check_inputs(generator, latents, inputs, settings)
-    count = latents.shape[0]
-    anchor = (count - 1) // 2 if settings.anchor is None else settings.anchor
-    rng = torch.Generator().manual_seed(int(settings.seed))
-    schedule1 = epoch_schedule(count, anchor, settings.phase1_epochs, rng)
-    schedule2 = epoch_schedule(count, anchor, settings.phase2_epochs, rng)
-    total = len(schedule1) + len(schedule2)
-    losses = {"phase1": [], "phase2": []}
-
-    def step(phase, loss):
-        losses[phase].append(float(loss.detach()))
-        report_progress(progress, len(losses["phase1"]) + len(losses["phase2"]), total)
-
-    with torch.inference_mode(False), torch.enable_grad():
-        device = generator.device
-        codes = latents.detach().clone().to(device, torch.float32)
-        frames_in = None if inputs is None else inputs.detach().clone().to(device, torch.float32)
-        pair_loss = _PairLoss(estimator, distance, settings, frames_in)
-        tuned = generator.copy()
-        report_progress(progress, 0, total)
-        mapper = _phase1(tuned, codes, pair_loss, settings, schedule1, anchor, step)
-        with torch.no_grad():
-            refined = refine_codes(mapper, codes, settings.alpha)[0] if schedule1 else codes
-        if schedule2:
-            _phase2(generator, tuned, refined, pair_loss, settings, schedule2, anchor, rng, step)
-        frames = decode_video(tuned, refined)
-    return ConsistencyResult(frames, refined.cpu(), tuned, mapper, losses, distance.name, anchor)
+    pairs_per_epoch = latents.shape[0] - 1
+    first = settings.phase1_epochs * pairs_per_epoch
+    total = first + settings.phase2_epochs * pairs_per_epoch
+    refined, mapper, losses1 = refine_latents(generator, latents, estimator, inputs, settings, distance,
+                                              _shifted_progress(progress, 0, total))
+    tuned, losses2 = finetune_generator(generator, refined, estimator, inputs, settings, distance,
+                                        _shifted_progress(progress, first, total))
+    return ConsistencyResult(decode_video(tuned, refined), refined, tuned, mapper,
+                             {"phase1": losses1, "phase2": losses2}, distance.name,
+                             anchor_frame(settings, latents.shape[0]))
