@@ -6,7 +6,7 @@ so `F_ab(p) + F_ba(q)` is ~0 where `p` is visible in both frames (specs/flow.md,
 import torch
 import torch.nn.functional as F
 
-from .warp import backward_warp, validate_flow
+from .warp import backward_warp, flow_magnitude, validate_flow
 
 
 def _round_trip(flow_ab, flow_ba):
@@ -26,7 +26,7 @@ def forward_backward_error(flow_ab, flow_ba):
     (the gradient of the norm is taken as 0 where eps = 0).
     """
     flow_ba_at_b, _ = _round_trip(flow_ab, flow_ba)
-    return torch.linalg.vector_norm(flow_ab + flow_ba_at_b, dim=1, keepdim=True)
+    return flow_magnitude(flow_ab + flow_ba_at_b)
 
 
 def soft_visibility(flow_ab, flow_ba, alpha=10.0):
@@ -38,7 +38,7 @@ def soft_visibility(flow_ab, flow_ba, alpha=10.0):
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}.")
     flow_ba_at_b, valid = _round_trip(flow_ab, flow_ba)
-    eps = torch.linalg.vector_norm(flow_ab + flow_ba_at_b, dim=1, keepdim=True)
+    eps = flow_magnitude(flow_ab + flow_ba_at_b)
     return torch.exp(-alpha * eps) * valid
 
 

@@ -4,9 +4,11 @@ Direction -> hue (right = red, down = yellow, left = cyan/blue, up = violet), ma
 zero flow is white, magnitude 1 (after normalisation) is the full wheel colour, beyond 1 the colour is
 dimmed to 75 %.
 """
+import math
+
 import torch
 
-from .warp import validate_flow
+from .warp import flow_magnitude, validate_flow
 
 # Colour-wheel anchors (0..255) and the number of steps from each anchor to the next:
 # red->yellow 15, yellow->green 6, green->cyan 4, cyan->blue 11, blue->magenta 13, magenta->red 6.
@@ -14,7 +16,6 @@ _WHEEL_ANCHORS = ((255, 0, 0), (255, 255, 0), (0, 255, 0), (0, 255, 255), (0, 0,
 _WHEEL_SEGMENTS = (15, 6, 4, 11, 13, 6)
 _OVERFLOW_DIMMING = 0.75
 _ROBUST_QUANTILE = 0.99
-_QUANTILE_SAMPLES = 1 << 20
 
 
 def color_wheel(device=None, dtype=torch.float32):
@@ -31,16 +32,18 @@ def color_wheel(device=None, dtype=torch.float32):
 def robust_max_magnitude(flow, quantile=_ROBUST_QUANTILE):
     """The `quantile` of flow magnitudes over the whole batch `[N,2,H,W]` -> float (pixels).
 
-    Non-finite vectors are ignored; above 2^20 vectors an evenly strided subset is used.
+    Takes the order statistic at rank `ceil(quantile * count)`; non-finite vectors are ignored.
     Returns 0.0 for an all-zero (or all non-finite) flow.
     """
     validate_flow(flow)
-    magnitudes = torch.linalg.vector_norm(flow.detach().float(), dim=1).flatten()
+    if not 0 < quantile <= 1:
+        raise ValueError(f"quantile must be in (0, 1], got {quantile}.")
+    magnitudes = flow_magnitude(flow.detach().float()).flatten()
     magnitudes = magnitudes[torch.isfinite(magnitudes)]
     if magnitudes.numel() == 0:
         return 0.0
-    stride = -(-magnitudes.numel() // _QUANTILE_SAMPLES)
-    return float(torch.quantile(magnitudes[::stride], quantile))
+    rank = max(1, math.ceil(quantile * magnitudes.numel()))
+    return float(torch.kthvalue(magnitudes, rank).values)
 
 
 def flow_to_color(flow, max_magnitude=None):
@@ -59,9 +62,8 @@ def flow_to_color(flow, max_magnitude=None):
     dtype = flow.dtype if flow.dtype in (torch.float32, torch.float64) else torch.float32
     finite = torch.isfinite(flow).all(dim=1, keepdim=True)
     scaled = torch.where(finite, flow.to(dtype), 0.0) / max(float(max_magnitude), 1e-12)
-    u, v = scaled[:, 0], scaled[:, 1]
-    radius = torch.sqrt(u * u + v * v).unsqueeze(1)
-    hue = _wheel_color(torch.atan2(-v, -u) / torch.pi)
+    radius = flow_magnitude(scaled)
+    hue = _wheel_color(torch.atan2(-scaled[:, 1], -scaled[:, 0]) / torch.pi)
     color = torch.where(radius <= 1.0, 1.0 - radius * (1.0 - hue), hue * _OVERFLOW_DIMMING)
     return color * finite
 
@@ -69,12 +71,12 @@ def flow_to_color(flow, max_magnitude=None):
 def _wheel_color(angle):
     """Angle in [-1,1] (units of pi, from atan2(-v,-u)) `[N,H,W]` -> interpolated wheel colour `[N,3,H,W]`."""
     wheel = color_wheel(angle.device, angle.dtype)
-    position = (angle + 1.0) / 2.0 * (wheel.shape[0] - 1)
-    lower = position.floor().long().clamp(0, wheel.shape[0] - 1)
-    upper = (lower + 1) % wheel.shape[0]
-    frac = (position - lower).unsqueeze(-1)
-    color = (1.0 - frac) * wheel[lower] + frac * wheel[upper]
-    return color.permute(0, 3, 1, 2)
+    # one gather per pixel: each row holds a wheel colour and the step to the next colour (wrapping)
+    table = torch.cat((wheel, wheel.roll(-1, 0) - wheel), dim=1).T.contiguous()          # [6,55]
+    position = (angle + 1.0) * (0.5 * (wheel.shape[0] - 1))
+    lower = position.long().clamp_(0, wheel.shape[0] - 1)                                # position >= 0
+    rows = table[:, lower].transpose(0, 1)                                               # [N,6,H,W]
+    return torch.addcmul(rows[:, :3], (position - lower).unsqueeze(1), rows[:, 3:])
 
 
 def color_wheel_image(size=128, device=None):

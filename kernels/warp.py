@@ -46,6 +46,13 @@ def pixel_grid(h, w, device=None, dtype=torch.float32):
     return torch.stack((grid_x, grid_y)).unsqueeze(0)
 
 
+def flow_magnitude(flow):
+    """Length of every vector of `flow` `[N,2,H,W]` -> `[N,1,H,W]` (pixels); gradient 0 at zero length."""
+    squared = flow[:, 0:1].square() + flow[:, 1:2].square()
+    positive = squared > 0
+    return torch.where(positive, torch.where(positive, squared, 1.0).sqrt(), 0.0)
+
+
 def inside_frame(coords, h, w):
     """`[N,1,H',W']` bool: absolute pixel coordinates `coords` `[N,2,H',W']` lie in `[0,w-1]x[0,h-1]`."""
     x, y = coords[:, 0:1], coords[:, 1:2]

@@ -76,11 +76,17 @@ class Blob:
         """`[...,2]` texture coordinates -> `[...]` bool."""
         dx = points[..., 0] - self.centre[0]
         dy = points[..., 1] - self.centre[1]
-        angle = torch.atan2(dy, dx)
-        boundary = torch.ones_like(angle)
-        for k, amplitude, phase in self.harmonics:
-            boundary += amplitude * torch.cos(k * angle + phase)
-        return dx * dx + dy * dy < (self.radius * boundary) ** 2
+        squared = dx * dx + dy * dy
+        inverse = squared.clamp_min(1e-12).rsqrt()
+        cos, sin = dx * inverse, dy * inverse  # of the polar angle; cos(k*angle) by recurrence below
+        cos_k, sin_k = torch.ones_like(cos), torch.zeros_like(sin)
+        boundary = torch.ones_like(cos)
+        for k in range(1, 1 + max((h[0] for h in self.harmonics), default=0)):
+            cos_k, sin_k = cos_k * cos - sin_k * sin, sin_k * cos + cos_k * sin
+            for order, amplitude, phase in self.harmonics:
+                if order == k:
+                    boundary += amplitude * (math.cos(phase) * cos_k - math.sin(phase) * sin_k)
+        return squared < (self.radius * boundary) ** 2
 
     def bounds(self):
         """(x_min, y_min, x_max, y_max) enclosing the shape."""
@@ -150,9 +156,10 @@ def _about(point, linear_map):
 
 
 def _apply(matrix, points):
-    """Affine `[3,3]` applied to `[...,2]` points (in the points' dtype and device)."""
-    m = matrix[:2].to(device=points.device, dtype=points.dtype)
-    return points @ m[:, :2].T + m[:, 2]
+    """Affine `[3,3]` applied to `[...,2]` points (in the points' dtype)."""
+    (a, b, c), (d, e, f) = matrix[:2].tolist()
+    x, y = points[..., 0], points[..., 1]
+    return torch.stack((a * x + b * y + c, d * x + e * y + f), dim=-1)
 
 
 def similarity_motion(height, width, translation=(0.0, 0.0), rotation=0.0, zoom=1.0):
@@ -303,24 +310,35 @@ def _view_window(shape, view_to_texture, size):
 
 def _pair_truth(layers, a, b, top_a, grid):
     """Exact flow F_{a->b} `[2,H,W]` and occlusion `[1,H,W]` (float 0/1) of frame a."""
-    flow = torch.zeros_like(grid)
-    for number, layer in enumerate(layers):
-        on_layer = top_a == number
-        if not on_layer.any():
-            continue
-        a_to_b = torch.linalg.inv(layer.view_to_texture[b]) @ layer.view_to_texture[a]
-        displacement = a_to_b - torch.eye(3, dtype=torch.float64)
-        flow = torch.where(on_layer.unsqueeze(-1), _apply(displacement, grid), flow)
-    target = grid + flow
+    identity = torch.eye(3, dtype=torch.float64)
+    displacements = torch.stack([
+        (torch.linalg.inv(layer.view_to_texture[b]) @ layer.view_to_texture[a] - identity)[:2].reshape(6)
+        for layer in layers]).to(device=grid.device, dtype=grid.dtype)
+    coefficients = displacements[top_a.long()].unbind(-1)  # per pixel: the affine map of its layer
+    x, y = grid[..., 0], grid[..., 1]
+    flow = torch.stack((coefficients[0] * x + coefficients[1] * y + coefficients[2],
+                        coefficients[3] * x + coefficients[4] * y + coefficients[5]))
+    target_x, target_y = x + flow[0], y + flow[1]
     height, width = grid.shape[:2]
-    occluded = ((target[..., 0] < 0) | (target[..., 0] > width - 1)
-                | (target[..., 1] < 0) | (target[..., 1] > height - 1))
+    occluded = (target_x < 0) | (target_x > width - 1) | (target_y < 0) | (target_y > height - 1)
     for number in range(1, len(layers)):
-        behind = top_a < number
-        if behind.any():
-            covered = layers[number].shape.contains(_apply(layers[number].view_to_texture[b], target))
-            occluded |= behind & covered
-    return flow.permute(2, 0, 1).contiguous(), occluded.unsqueeze(0).float()
+        occluded |= _covered_by(layers[number], b, torch.stack((target_x, target_y), dim=-1),
+                                top_a < number)
+    return flow, occluded.unsqueeze(0).float()
+
+
+def _covered_by(layer, t, points, candidates):
+    """`[H,W]` bool: candidate view points `[H,W,2]` that `layer`'s shape covers in frame t."""
+    view_to_texture = layer.view_to_texture[t]
+    x0, y0, x1, y1 = layer.shape.bounds()
+    corners = torch.tensor([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=torch.float64)
+    view = _apply(torch.linalg.inv(view_to_texture), corners)
+    low, high = view.min(dim=0).values.tolist(), view.max(dim=0).values.tolist()
+    candidates = candidates & (points[..., 0] >= low[0]) & (points[..., 0] <= high[0]) \
+        & (points[..., 1] >= low[1]) & (points[..., 1] <= high[1])
+    covered = torch.zeros_like(candidates)
+    covered[candidates] = layer.shape.contains(_apply(view_to_texture, points[candidates]))
+    return covered
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,7 +359,7 @@ def procedural_texture(height, width, seed=0, device="cpu"):
     luminance = _fractal_noise(gen, 1, height, width, device)
     canvas += 0.12 * luminance + 0.04 * _fractal_noise(gen, 3, height, width, device)
     area = height * width
-    for _ in range(max(6, round(area / 4000))):
+    for _ in range(max(10, round(area / 6000))):
         _paint_shape(gen, canvas, palette, luminance)
     for _ in range(max(2, round(area / 25000))):
         _paint_text(gen, canvas, palette)
@@ -393,7 +411,7 @@ def _fractal_noise(gen, channels, height, width, device, persistence=0.7):
 def _paint_shape(gen, canvas, palette, luminance):
     """Blend one random shape (disc, ring, polygon or striped patch) into `canvas` in place."""
     height, width = canvas.shape[-2:]
-    radius = math.exp(_uniform(gen, math.log(3.0), math.log(max(4.0, 0.2 * min(height, width)))))
+    radius = math.exp(_uniform(gen, math.log(2.0), math.log(max(4.0, 0.12 * min(height, width)))))
     centre = (_uniform(gen, 0, width - 1), _uniform(gen, 0, height - 1))
     angle = _uniform(gen, 0.0, math.pi)
     kind = _integer(gen, 0, 4)
@@ -459,7 +477,7 @@ def _paint_text(gen, canvas, palette):
     glyphs = _font_bitmaps()[torch.randint(0, len(_FONT_CHARS), (_integer(gen, 3, 13),), generator=gen)]
     spaced = F.pad(glyphs, (0, 1))  # one blank column after each glyph
     line = spaced.permute(1, 0, 2).reshape(7, -1)[:, :-1]
-    scale = _integer(gen, 2, max(3, min(height, width) // 40 + 1))
+    scale = round(math.exp(_uniform(gen, math.log(2.0), math.log(max(2.0, min(height, width) / 50)))))
     vertical = _uniform(gen, 0.0, 1.0) < 0.2
     dark = _uniform(gen, 0.0, 1.0) < 0.5
     colour = palette[_integer(gen, 0, len(palette))] * 0.3 + (0.0 if dark else 0.7)
@@ -475,17 +493,17 @@ def _paint_text(gen, canvas, palette):
 
 
 def _gaussian_blur(image, sigma):
-    """Separable Gaussian blur of `[C,H,W]` with mirrored borders."""
+    """Separable Gaussian blur of `[C,H,W]` with mirrored borders (weighted sums of shifted copies,
+    much faster on CPU than a depthwise convolution)."""
     radius = max(1, math.ceil(3 * sigma))
-    offsets = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = image.shape[0]
-    mode = "reflect" if radius < min(image.shape[-2:]) else "replicate"
-    out = F.pad(image.unsqueeze(0), (radius, radius, radius, radius), mode=mode)
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    return out[0]
+    weights = [math.exp(-0.5 * (offset / sigma) ** 2) for offset in range(-radius, radius + 1)]
+    weights = [weight / sum(weights) for weight in weights]
+    height, width = image.shape[-2:]
+    mode = "reflect" if radius < min(height, width) else "replicate"
+    padded = F.pad(image.unsqueeze(0), (radius, radius, 0, 0), mode=mode)[0]
+    rows = sum(weight * padded[..., i:i + width] for i, weight in enumerate(weights))
+    padded = F.pad(rows.unsqueeze(0), (0, 0, radius, radius), mode=mode)[0]
+    return sum(weight * padded[..., i:i + height, :] for i, weight in enumerate(weights))
 
 
 # --------------------------------------------------------------------------------------------------

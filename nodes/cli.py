@@ -327,6 +327,9 @@ def _train_vsr_arguments(parser):
     optimisation.add_argument("--charbonnier-weight", type=float, default=defaults.charbonnier_weight)
     optimisation.add_argument("--lpips-weight", type=float, default=defaults.lpips_weight,
                               help="used when LPIPS weights are in models/tame/lpips (default 5)")
+    optimisation.add_argument("--temporal-weight", type=float, default=defaults.temporal_weight,
+                              help="weight of the optional flicker term (frame-to-frame changes of output vs "
+                                   "truth along the exact flow; synthetic motion only); default 0 = the seed's loss")
     optimisation.add_argument("--gan", action="store_true", help="add the temporal discriminator (GAN + R1)")
     optimisation.add_argument("--gan-weight", type=float, default=defaults.gan_weight)
     optimisation.add_argument("--r1-weight", type=float, default=defaults.r1_weight)
@@ -359,7 +362,8 @@ def _train_vsr_config(args):
     return TrainConfig(
         scale=args.scale, degradation=args.degradation, steps=args.steps, batch_size=args.batch,
         num_frames=args.frames, crop=args.crop, lr=args.lr, schedule=args.schedule,
-        charbonnier_weight=args.charbonnier_weight, lpips_weight=args.lpips_weight, gan=args.gan,
+        charbonnier_weight=args.charbonnier_weight, lpips_weight=args.lpips_weight,
+        temporal_weight=args.temporal_weight, gan=args.gan,
         gan_weight=args.gan_weight, r1_weight=args.r1_weight, pool_clips=args.pool_clips,
         log_every=args.log_every, val_every=args.val_every, checkpoint_every=args.checkpoint_every,
         val_clips=args.val_clips, val_frames=args.val_frames, val_size=args.val_size, seed=args.seed, net=net)
@@ -423,7 +427,7 @@ def _train_autoencoder_arguments(parser):
     parser.add_argument("--images", required=True, metavar="DIR",
                         help="folder of training photos (.png/.jpg); bench/edit/export_ae_images.py writes "
                              "the scikit-image photos the shipped weights were trained on")
-    parser.add_argument("--steps", type=int, default=6000, help="Adam steps (default 6000)")
+    parser.add_argument("--steps", type=int, default=500, help="Adam steps (default 500, as the shipped weights)")
     parser.add_argument("--out", required=True, metavar="PATH", help="where to write the .safetensors weights")
     parser.add_argument("--crop", type=int, default=64, help="crop side in pixels, multiple of 4 (default 64)")
     parser.add_argument("--batch", type=int, default=12, help="crops per step (default 12)")
@@ -433,7 +437,7 @@ def _train_autoencoder_arguments(parser):
 
 
 def _train_autoencoder_command(args):
-    from ..models.edit.train_autoencoder import (load_image_folder, reconstruction_psnr, save_autoencoder,
+    from ..models.edit.train_autoencoder import (image_files, read_image, reconstruction_psnr, save_autoencoder,
                                                  train_autoencoder)
     started = time.monotonic()
     every = max(1, args.steps // 20)
@@ -443,16 +447,19 @@ def _train_autoencoder_command(args):
             print(f"    step {done}/{total} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
     try:
-        heldout = load_image_folder(args.heldout) if args.heldout else []
+        heldout = {path.name: read_image(path) for path in image_files(args.heldout)} if args.heldout else {}
         model = train_autoencoder(args.images, steps=args.steps, crop=args.crop, batch=args.batch,
                                   seed=args.seed, progress=report)
         path = save_autoencoder(model, args.out)
     except (OSError, ValueError) as err:
         print(f"tame: {err}", file=sys.stderr)
         return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("tame: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
     print(f"wrote {path} after {args.steps} steps in {time.monotonic() - started:.0f} s")
-    for number, image in enumerate(heldout):
-        print(f"held-out image {number}: reconstruction PSNR {reconstruction_psnr(model, image):.2f} dB")
+    for name, image in heldout.items():
+        print(f"held-out {name}: reconstruction PSNR {reconstruction_psnr(model, image):.2f} dB")
     return EXIT_OK
 
 

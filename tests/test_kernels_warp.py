@@ -50,7 +50,7 @@ def test_integer_shift_equals_roll_on_interior():
     rolled = torch.roll(image, shifts=(2, -3), dims=(-2, -1))
     assert torch.allclose(warped[..., 2:, :W - 3], rolled[..., 2:, :W - 3], atol=1e-5)
     assert valid[:, :, 2:, :W - 3].all() and valid[:, :, :2].sum() == 0 and valid[..., W - 3:].sum() == 0
-    assert warped[..., :2, :].abs().max() == 0  # zeros padding outside the frame
+    assert warped[..., :2, :].abs().max() < 1e-6  # zeros padding outside the frame (float32 rounding)
 
 
 def test_padding_modes_outside_the_frame():

@@ -1,6 +1,6 @@
 """Trade-off benchmark of temporally consistent editing (specs/consistency.md, "Measures").
 
-Usage: python bench/edit/bench_edit.py [--size 128] [--frames 8] [--clips 4] [--quick]
+Usage: python bench/edit/bench_edit.py [--size 128] [--frames 8] [--clips 3] [--quick]
        [--estimator builtin|dis] [--lpips FILE] [--runtime-size 256] [--threads 1]
 Prints Markdown tables and writes them to bench/edit/RESULTS.md.
 
@@ -309,8 +309,8 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=128, help="clip side in pixels (multiple of 4)")
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--clips", type=int, default=4, help="clips: photos in turn, seed = clip number")
-    parser.add_argument("--quick", action="store_true", help="2 clips of 6 frames at 64², no 256² runtime")
+    parser.add_argument("--clips", type=int, default=3, help="clips: the held-out photos in turn, seed = clip number")
+    parser.add_argument("--quick", action="store_true", help="1 clip of 6 frames at 64², no 256² runtime")
     parser.add_argument("--estimator", choices=("builtin", "dis"), default="builtin")
     parser.add_argument("--lpips", metavar="FILE", help="LPIPS weights (.safetensors) for the LPIPS column")
     parser.add_argument("--runtime-size", type=int, default=256, help="size of the runtime table (0 = skip)")
@@ -319,7 +319,7 @@ def parse_args():
     parser.add_argument("--out", default=str(RESULTS), help="Markdown file to write")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.frames, args.clips, args.runtime_size = 64, 6, 2, 0
+        args.size, args.frames, args.clips, args.runtime_size = 64, 6, 1, 0
     return args
 
 

@@ -23,9 +23,8 @@ SCALE_RANGE = (0.5, 1.0)  # crop scale: output side / source side
 FINAL_LR_SHARE = 0.02  # the cosine schedule ends at this share of the initial learning rate
 
 
-def load_image_folder(folder):
-    """Every image file (png, jpg, jpeg, bmp, webp) of `folder`, sorted by name -> list of `[3,h,w]`
-    float32 in [0,1] (grey images repeated to RGB, alpha dropped)."""
+def image_files(folder):
+    """The image files (png, jpg, jpeg, bmp, webp) of `folder`, sorted by name -> list of Paths."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder {folder} does not exist; give a folder of .png/.jpg photos "
@@ -33,7 +32,13 @@ def load_image_folder(folder):
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}.")
-    return [read_image(path) for path in paths]
+    return paths
+
+
+def load_image_folder(folder):
+    """Every image file of `folder` (see `image_files`) -> list of `[3,h,w]` float32 in [0,1]
+    (grey images repeated to RGB, alpha dropped)."""
+    return [read_image(path) for path in image_files(folder)]
 
 
 def read_image(path):
@@ -140,7 +145,7 @@ def _check_settings(steps, crop, batch, texture_share, downscale):
         raise ValueError(f"texture_share must be in [0, 1], got {texture_share}.")
 
 
-def train_autoencoder(images, steps=6000, crop=96, batch=8, seed=0, progress=None, lr=2e-3,
+def train_autoencoder(images, steps=500, crop=64, batch=12, seed=0, progress=None, lr=2e-3,
                       texture_share=0.25, ssim_weight=0.5, latent_channels=4, channels=(32, 64)):
     """Train a `TameAutoencoder` on random crops of `images` (and procedural textures).
 

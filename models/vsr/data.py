@@ -52,11 +52,15 @@ class HRClip:
 
 @dataclass
 class TrainingBatch:
-    """hr `[B,T,3,sH,sW]`, lr `[B,T,3,H,W]`, flows_forward / flows_backward `[B,T-1,2,H,W]` on the LR frames."""
+    """hr `[B,T,3,sH,sW]`, lr `[B,T,3,H,W]`, flows_forward / flows_backward `[B,T-1,2,H,W]` on the LR frames;
+    hr_flows_forward / hr_flows_backward `[B,T-1,2,sH,sW]`: the exact HR flows when every clip of the batch
+    has them, else None."""
     hr: torch.Tensor
     lr: torch.Tensor
     flows_forward: torch.Tensor
     flows_backward: torch.Tensor
+    hr_flows_forward: torch.Tensor = None
+    hr_flows_backward: torch.Tensor = None
 
 
 # ---------------------------------------------------------------- degradations
@@ -310,14 +314,18 @@ class ClipPool:
     def batch(self, generator, batch_size, crop, scale, degradation, estimator=None):
         """`batch_size` random clips, each cropped to `crop` x `crop` LR px (HR `scale*crop`), augmented
         and degraded -> TrainingBatch."""
-        samples = []
+        samples, clips = [], []
         for _ in range(batch_size):
             clip = self.clips[int(torch.randint(0, len(self.clips), (), generator=generator))]
             clip = augment(random_crop(clip, scale * crop, scale * crop, generator), generator)
             lr = degrade(clip.frames, scale, degradation)
             samples.append((clip.frames, lr, *lr_clip_flows(clip, lr, scale, degradation, estimator)))
+            clips.append(clip)
         hr, lr, forward, backward = (torch.stack(parts) for parts in zip(*samples))
-        return TrainingBatch(hr, lr, forward, backward)
+        if not all(clip.has_flow for clip in clips):
+            return TrainingBatch(hr, lr, forward, backward)
+        return TrainingBatch(hr, lr, forward, backward, torch.stack([c.flow_forward for c in clips]),
+                             torch.stack([c.flow_backward for c in clips]))
 
 
 def center_crop(clip, side, scale):

@@ -5,7 +5,10 @@ Loss per step, averaged over the frames of the clips (specs/vsr.md):
 `charbonnier_weight * Charbonnier(sr, hr)` (10) `+ lpips_weight * LPIPS(sr, hr)` (5, only with an LPIPS
 network) `+ gan_weight * softplus(-D(sr))` (0.05, non-saturating, only with `gan`); the discriminator
 minimises `softplus(D(sr)) + softplus(-D(hr)) + r1_weight * R1` with `R1 = E ||grad_hr D(hr)||^2`
-(0.2048). Adam (betas 0.9/0.99), learning rate `lr` (the seed's 5e-5 by default) with an optional
+(0.2048). Optional, beyond the seed's loss (default off): `temporal_weight *` the Charbonnier distance
+between the frame-to-frame changes of the output and of the truth along the exact flow
+(`temporal_change_loss`), which penalises flicker the per-frame terms do not see; batches without exact
+flow skip it. Adam (betas 0.9/0.99), learning rate `lr` (the seed's 5e-5 by default) with an optional
 cosine decay to 1 % over the run.
 
 Flow for the propagation: the exact flow of synthetic clips (moved from the HR to the LR grid, see
@@ -26,7 +29,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ...kernels.consistency import occlusion_mask
 from ...kernels.metrics import psnr, referenced_warping_error, ssim, warping_error
+from ...kernels.warp import backward_warp
 from ..flow.estimate import estimate_video_flow
 from .arch import TameVSRNet, bicubic_upscale
 from .blocks import Downsample, TemporalConv, activation, conv3x3
@@ -56,6 +61,7 @@ class TrainConfig:
     schedule: str = "cosine"
     charbonnier_weight: float = 10.0
     lpips_weight: float = 5.0
+    temporal_weight: float = 0.0
     gan: bool = False
     gan_weight: float = 0.05
     r1_weight: float = 0.2048
@@ -84,6 +90,8 @@ class TrainConfig:
         if self.val_size < 16 or self.val_size % self.scale:
             raise ValueError(f"val_size must be a multiple of the scale {self.scale} and at least 16 HR px, "
                              f"got {self.val_size}.")
+        if self.temporal_weight < 0:
+            raise ValueError(f"temporal_weight must be >= 0, got {self.temporal_weight}.")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}.")
 
@@ -102,6 +110,23 @@ class TrainResult:
 def charbonnier(prediction, target, eps=CHARBONNIER_EPS):
     """Mean of `sqrt((prediction - target)^2 + eps^2)` over all elements (a smooth L1)."""
     return torch.sqrt((prediction - target).square() + eps * eps).mean()
+
+
+def temporal_change_loss(sr, hr, flows_forward, flows_backward, eps=CHARBONNIER_EPS):
+    """Charbonnier distance between the frame-to-frame changes of `sr` and `hr` along the exact flow.
+
+    sr, hr `[B,T,3,H,W]`; flows `[B,T-1,2,H,W]` (F_{t->t+1}, F_{t+1->t}) at that size. The change of a clip
+    x is `x_t - warp(x_{t+1}, F_{t->t+1})`; the distance is averaged over the pixels visible in both
+    frames (`occlusion_mask`). Zero when sr = hr; flicker that hr does not have raises it.
+    """
+    forward, backward = flows_forward.flatten(0, 1), flows_backward.flatten(0, 1)
+    visible = 1.0 - occlusion_mask(forward, backward).to(sr.dtype)
+
+    def change(clip):
+        return clip[:, :-1].flatten(0, 1) - backward_warp(clip[:, 1:].flatten(0, 1), forward)[0]
+
+    distance = torch.sqrt((change(sr) - change(hr)).square() + eps * eps)
+    return (distance * visible).sum() / (visible.sum() * sr.shape[2]).clamp(min=1.0)
 
 
 class TemporalDiscriminator(nn.Module):
@@ -353,6 +378,10 @@ class _Run:
         if self.lpips is not None and self.config.lpips_weight > 0:
             terms["lpips"] = self.lpips(sr.flatten(0, 1), hr.flatten(0, 1)).mean()
             loss = loss + self.config.lpips_weight * terms["lpips"]
+        if self.config.temporal_weight > 0 and batch.hr_flows_forward is not None:
+            terms["temporal"] = temporal_change_loss(sr, hr, batch.hr_flows_forward.to(self.device),
+                                                     batch.hr_flows_backward.to(self.device))
+            loss = loss + self.config.temporal_weight * terms["temporal"]
         if self.discriminator is not None:
             self.discriminator.requires_grad_(False)
             terms["gan_g"] = F.softplus(-self.discriminator(sr)).mean()
@@ -434,7 +463,7 @@ def _mean_record(window, step):
 
 
 def _format_record(record, steps):
-    terms = ", ".join(f"{key} {record[key]:.4g}" for key in ("charbonnier", "lpips", "gan_g", "gan_d", "r1")
+    terms = ", ".join(f"{key} {record[key]:.4g}" for key in ("charbonnier", "lpips", "temporal", "gan_g", "gan_d", "r1")
                       if key in record)
     return (f"step {record['step']}/{steps}: loss {record['loss']:.4g} ({terms}), lr {record['lr']:.3g}, "
             f"{record['seconds']:.2f} s/step")
