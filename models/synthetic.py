@@ -123,8 +123,8 @@ class SceneLayer:
     """One layer of a scene.
 
     texture:         `[3,h,w]` float in [0,1] (h, w >= 2); sampled with mirrored borders outside.
-    view_to_texture: `[T,3,3]` float64, per frame the affine map A_t from view pixel coordinates to
-                     texture pixel coordinates.
+    view_to_texture: `[T,3,3]` (float64 preferred), per frame the affine map A_t from view pixel
+                     coordinates to texture pixel coordinates.
     shape:           Blob / ConvexPolygon in texture coordinates (hard mask), or None for a layer
                      covering the whole plane (the background must be one).
     """
@@ -207,6 +207,8 @@ def render_layers(layers, height, width):
     the strongest minification each one undergoes, so zooming out does not alias badly.
     """
     _check_layers(layers, height, width)
+    layers = [SceneLayer(layer.texture, layer.view_to_texture.detach().to("cpu", torch.float64), layer.shape)
+              for layer in layers]
     device = layers[0].texture.device
     grid = _pixel_coordinates(height, width, device)
     textures = [_prefilter(layer.texture.float(), layer.view_to_texture) for layer in layers]
@@ -235,12 +237,14 @@ def _check_layers(layers, height, width):
         raise ValueError("layers[0] is the background and must cover the whole view: give it shape=None.")
     if len(layers) > 255:
         raise ValueError(f"at most 255 layers are supported, got {len(layers)}.")
-    frame_counts = {tuple(layer.view_to_texture.shape) for layer in layers}
-    if len(frame_counts) != 1 or len(next(iter(frame_counts))) != 3 or next(iter(frame_counts))[1:] != (3, 3):
-        raise ValueError(f"every layer needs view_to_texture maps [T,3,3] with the same T, got "
-                         f"{sorted(frame_counts)}.")
-    if next(iter(frame_counts))[0] < 2:
-        raise ValueError("a clip needs at least 2 frames (maps for T >= 2).")
+    first_maps = tuple(layers[0].view_to_texture.shape)
+    for number, layer in enumerate(layers):
+        maps = tuple(layer.view_to_texture.shape)
+        if len(maps) != 3 or maps[1:] != (3, 3) or maps != first_maps:
+            raise ValueError(f"layer {number}: view_to_texture must be [T,3,3] like the background's "
+                             f"{first_maps}, got {maps}.")
+    if first_maps[0] < 2:
+        raise ValueError(f"a clip needs at least 2 frames, got maps for {first_maps[0]}.")
     for number, layer in enumerate(layers):
         texture = layer.texture
         if texture.ndim != 3 or texture.shape[0] != 3 or min(texture.shape[1:]) < 2:
@@ -472,7 +476,7 @@ def _font_bitmaps():
 
 
 def _paint_text(gen, canvas, palette):
-    """Blend one line of random glyphs (horizontal or vertical) into `canvas` in place."""
+    """Blend one line of random glyphs (horizontal, or transposed to run downwards) into `canvas`."""
     height, width = canvas.shape[-2:]
     glyphs = _font_bitmaps()[torch.randint(0, len(_FONT_CHARS), (_integer(gen, 3, 13),), generator=gen)]
     spaced = F.pad(glyphs, (0, 1))  # one blank column after each glyph
@@ -663,7 +667,8 @@ def _foreground_layer(gen, camera, anchor, height, width, motion, turns, image, 
     for t, camera_step in enumerate(camera):
         direction = heading + turn * t
         speed = _LAYER_SPEED * motion
-        view_steps.append(camera_step @ _translation(speed * math.cos(direction), speed * math.sin(direction)))
+        own_shift = _translation(speed * math.cos(direction), speed * math.sin(direction))
+        view_steps.append(camera_step @ own_shift)
         log_scale = growth * math.cos(phase + 2 * math.pi * t / period) if zoom else 0.0
         texture_steps.append(_about(middle, _rotation_scale(spin if rotation else 0.0, math.exp(log_scale))))
     poses = _chain_poses(anchor_pose, anchor, view_steps, texture_steps)
@@ -673,7 +678,8 @@ def _foreground_layer(gen, camera, anchor, height, width, motion, turns, image, 
 def _random_shape(gen, centre, radius):
     """A Blob or a ConvexPolygon around `centre` reaching at most 1.35 * radius."""
     if _uniform(gen, 0.0, 1.0) < 0.5:
-        harmonics = tuple((k, _uniform(gen, 0.0, 0.35 / 3), _uniform(gen, 0.0, 2 * math.pi)) for k in (2, 3, 4))
+        harmonics = tuple((k, _uniform(gen, 0.0, 0.35 / 3), _uniform(gen, 0.0, 2 * math.pi))
+                          for k in (2, 3, 4))
         return Blob(centre, radius, harmonics)
     sides = _integer(gen, 3, 9)
     start = _uniform(gen, 0.0, 2 * math.pi)

@@ -14,8 +14,8 @@ from tame.models.video_file import write_video
 from tame.models.vsr import TameVSRNet, load_vsr_weights, read_vsr_metadata
 from tame.models.vsr.data import (ClipPool, FolderSource, HRClip, ProceduralSource, degrade, flip_horizontal,
                                   flip_vertical, lr_flow, reverse_time, transpose)
-from tame.models.vsr.train import (STATE_FILE, TrainConfig, ValidationClip, load_training_state, train,
-                                   validation_report)
+from tame.models.vsr.train import (STATE_FILE, TrainConfig, ValidationClip, load_training_state,
+                                   temporal_change_loss, train, validation_report)
 from tame.nodes import cli
 from tame.nodes.host import load_state_dict
 
@@ -135,6 +135,16 @@ def test_folder_without_data_is_a_clear_error(tmp_path):
         FolderSource(tmp_path, num_frames=4)
 
 
+def test_temporal_change_loss_sees_flicker_not_steady_errors():
+    clip = hr_clip()
+    hr, flows = clip.frames[None], (clip.flow_forward[None], clip.flow_backward[None])
+    signs = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(1, 4, 1, 1, 1)
+    steady = temporal_change_loss(hr + 0.05, hr, *flows)  # same error in every frame: no flicker
+    flicker = temporal_change_loss(hr + 0.05 * signs, hr, *flows)  # frame changes off by +-0.1
+    assert steady < 2e-3
+    assert flicker == pytest.approx(0.1, rel=0.02)
+
+
 # ---------------------------------------------------------------- validation report
 class ZeroFlow(nn.Module):
     def forward(self, image1, image2):
@@ -200,13 +210,13 @@ def test_videos_without_flow_estimator_are_a_clear_error(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- GAN
-def test_gan_step_trains_the_temporal_discriminator(tmp_path):
+def test_gan_and_temporal_terms_train(tmp_path):
     config = TrainConfig(steps=1, batch_size=1, num_frames=3, crop=16, pool_clips=1, val_clips=1, val_frames=3,
-                         val_size=48, gan=True, lr=1e-3, net=TINY_NET)
+                         val_size=48, gan=True, temporal_weight=1.0, lr=1e-3, net=TINY_NET)
     logged = []
     train(config, ProceduralSource(), tmp_path, log=logged.append)
     record = json.loads((tmp_path / "train_log.jsonl").read_text().splitlines()[0])
-    assert record["r1"] > 0 and record["gan_d"] > 0 and record["gan_g"] > 0
+    assert record["r1"] > 0 and record["gan_d"] > 0 and record["gan_g"] > 0 and record["temporal"] > 0
     state = load_training_state(tmp_path / STATE_FILE)
     temporal = [k for k in state["discriminator"] if k.startswith("temporal.")]
     assert temporal and any(state["discriminator"][k].abs().sum() > 0 for k in temporal if k.endswith("weight"))

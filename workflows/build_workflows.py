@@ -66,7 +66,7 @@ WORKFLOWS = {
          (3, "TameEncodeFrames", {}),
          (4, "TameJitteredLatentEdit", {"edit": "cool colour", "strength_jitter": 0.8}),
          (5, "TameDecodeFrames", {}),
-         (6, "TameBlindConsistency", {"epochs": 15}),
+         (6, "TameBlindConsistency", {"epochs": 8}),
          (7, "TameTemporalMetrics", {}),
          (8, "TameSaveVideo", {"filename_prefix": "tame/blind_consistent", "fps": 12.0})],
         [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),

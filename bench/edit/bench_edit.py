@@ -279,7 +279,8 @@ def report(args, estimator_name, per_case, case_names, runtime, seconds):
     parts = [
         "# Temporally consistent editing: consistency vs fidelity",
         "",
-        f"Command: `python bench/edit/bench_edit.py {' '.join(sys.argv[1:])}` — {len(per_case)} clips "
+        f"Command: `python bench/edit/bench_edit.py --size {args.size} --frames {args.frames} --clips {args.clips} "
+        f"--estimator {args.estimator} --runtime-size {args.runtime_size} --threads {args.threads}` — {len(per_case)} clips "
         f"({', '.join(case_names)}) of {args.frames} frames at {args.size}², motion {MOTION_PX} px/frame, "
         f"two occluding layers; flow estimator: {estimator_name}; torch threads: {torch.get_num_threads()}; "
         f"total {seconds / 60:.1f} min on CPU.",

@@ -119,10 +119,12 @@ def random_crop(clip, height, width, generator):
                          f"{full_w}x{full_h}. Use a smaller crop or larger videos/images.")
     top = int(torch.randint(0, full_h - height + 1, (), generator=generator))
     left = int(torch.randint(0, full_w - width + 1, (), generator=generator))
+    return _crop(clip, top, left, height, width)
+
+
+def _crop(clip, top, left, height, width):
     window = (..., slice(top, top + height), slice(left, left + width))
-    return HRClip(clip.frames[window],
-                  None if clip.flow_forward is None else clip.flow_forward[window],
-                  None if clip.flow_backward is None else clip.flow_backward[window])
+    return replace(_map_flows(clip, lambda f: f[window]), frames=clip.frames[window])
 
 
 def _map_flows(clip, function):
@@ -334,8 +336,4 @@ def center_crop(clip, side, scale):
     height, width = clip.frames.shape[-2:]
     if min(height, width) < side:
         raise ValueError(f"Validation clips must be at least {side}x{side} px, got {width}x{height}.")
-    top, left = (height - side) // 2, (width - side) // 2
-    window = (..., slice(top, top + side), slice(left, left + side))
-    return HRClip(clip.frames[window],
-                  None if clip.flow_forward is None else clip.flow_forward[window],
-                  None if clip.flow_backward is None else clip.flow_backward[window])
+    return _crop(clip, (height - side) // 2, (width - side) // 2, side, side)
