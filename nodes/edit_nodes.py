@@ -59,13 +59,16 @@ def _check_generator(generator):
 
 
 def _samples(latent, name="latent"):
-    """LATENT dict -> samples `[T,C,h,w]` float32 (validated: a dict with 4-D samples)."""
+    """LATENT dict -> samples `[T,C,h,w]` float32 (validated: a dict with finite 4-D samples)."""
     if not isinstance(latent, dict) or not isinstance(latent.get("samples"), torch.Tensor):
         raise ValueError(f"{name} must be a LATENT (a dict with 'samples'); connect a LATENT output.")
     samples = latent["samples"]
     if samples.ndim != 4:
         raise ValueError(f"{name} samples must be [frames,C,h,w], got shape {tuple(samples.shape)}; "
                          f"video (3-D) latents are not supported.")
+    if not torch.isfinite(samples).all():  # NaN frames would reach grid_sample, whose CPU backward crashes
+        raise ValueError(f"{name} contains NaN or Inf values; check the node that produced it (a VAE run "
+                         f"in float16 can overflow).")
     return samples.float()
 
 

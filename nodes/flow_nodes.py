@@ -7,6 +7,7 @@ from ..kernels.consistency import dilate_mask, occlusion_mask, soft_visibility
 from ..kernels.flow_color import flow_to_color
 from ..kernels.warp import backward_warp, resize_flow
 from ..kernels.xt_slice import xt_slice
+from ..models.flow.builtin import BuiltinFlow
 from ..models.flow.checkpoints import build_from_state_dict
 from ..models.flow.estimate import FlowEstimator, estimate_video_flow
 from ..models.flow.field import FlowSet
@@ -24,7 +25,6 @@ CATEGORY = "Tame/flow"
 
 
 def builtin_estimator(quality="medium"):
-    from ..models.flow.builtin import BuiltinFlow
     return FlowEstimator(BuiltinFlow(quality=quality), f"built-in {quality}", host.compute_device())
 
 

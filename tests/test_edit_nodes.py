@@ -211,6 +211,8 @@ def test_bad_inputs_give_clear_errors(video, generator):
         refine(generator, latent)
     with pytest.raises(ValueError, match="same frame count and size"):
         TameBlindConsistency().process(video, larger, epochs=1, seed=0)
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        refine(generator, {"samples": latent["samples"] * float("nan")}, original=video)
     with pytest.raises(ValueError, match="must be a LATENT"):
         TameDecodeFrames().decode(latent["samples"], generator)
     with pytest.raises(ValueError, match="must be a TAME_GENERATOR"):

@@ -20,6 +20,7 @@ Columns:
 """
 import argparse
 import importlib.util
+import os
 import sys
 import time
 from pathlib import Path
@@ -189,7 +190,7 @@ def speed(args, flow_estimators, frames=16):
     return lines
 
 
-def format_table(results, args, estimator_note, speed_lines):
+def format_table(results, args, estimator_note, speed_lines, loads):
     lines = [
         "# Temporal wrapper benchmark (bench/vsr/bench_wrapper.py)",
         "",
@@ -204,7 +205,8 @@ def format_table(results, args, estimator_note, speed_lines):
         "Values are means over the 4 clips; changes are relative to the per-frame flickering upscaler. "
         "E_warp uses the ground-truth flow; see the script docstring for every column. ms/frame in the "
         "tables is one run per clip: on a CPU shared with other jobs it can vary several-fold between "
-        "runs; the speed section takes the best of 3.",
+        "runs; the speed section takes the best of 3. CPU load average (1 min) at start / end of this run: "
+        f"{loads[0]:.1f} / {loads[1]:.1f} (machine with {os.cpu_count()} cores).",
         "",
     ]
     for (scale, level), rows in results:
@@ -235,9 +237,11 @@ def main(argv=None):
     flow_estimators = estimators(args.device)
     note = (f"Estimated-flow rows: {', '.join(flow_estimators)}." if flow_estimators
             else "No flow estimator available: ground-truth flow rows only.")
+    load_at_start = os.getloadavg()[0]
     results = [((scale, level), bench_setting(scale, level, args, flow_estimators))
                for scale in args.scales for level in FLICKER_LEVELS]
-    table = format_table(results, args, note, speed(args, flow_estimators))
+    speed_lines = speed(args, flow_estimators)
+    table = format_table(results, args, note, speed_lines, (load_at_start, os.getloadavg()[0]))
     print(table)
     Path(args.output).write_text(table + "\n")
 
