@@ -430,13 +430,16 @@ class TameBlindConsistency:
             "processed": ("IMAGE", {"tooltip": "The per-frame processed video, same frame count and size."}),
             "epochs": ("INT", {"default": BlindSettings.epochs, "min": 1, "max": 1000,
                                "tooltip": "Passes over the non-anchor frames; more = closer fit, slower."}),
+            "lr": ("FLOAT", {"default": BlindSettings.lr, "min": 0.00001, "max": 0.1, "step": 0.00001,
+                             "tooltip": "Adam learning rate of the network. Lower it if the result turns into "
+                                        "a flat colour (the fit diverged)."}),
             "seed": ("INT", {**SEED_OPTIONS, "tooltip": "Seed of the network initialisation and pair order."}),
         }, "optional": {
             "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Flow estimator for the original video; default: "
                                                           "built-in medium."}),
         }}
 
-    def process(self, original, processed, epochs, seed, flow_model=None):
+    def process(self, original, processed, epochs, lr, seed, flow_model=None):
         source = image_to_frames(original, "original", min_frames=2)
         target = image_to_frames(processed, "processed")
         if source.shape != target.shape:
@@ -444,7 +447,7 @@ class TameBlindConsistency:
                              f"([frames,H,W,3]); they must have the same frame count and size. Resize the "
                              f"processed frames to the original size first.")
         estimator, distance = flow_model or builtin_estimator(), _distance()
-        settings = BlindSettings(epochs=epochs, seed=seed)
+        settings = BlindSettings(epochs=epochs, lr=lr, seed=seed)
         started = time.perf_counter()
         result = blind_consistency(source, target, estimator, settings, distance,
                                    host.progress(epochs * (source.shape[0] - 1) + 1, "blind consistency"),

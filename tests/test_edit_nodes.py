@@ -186,7 +186,7 @@ def test_out_of_domain_needs_no_original_and_lpips_files_are_used(video, generat
 
 def test_blind_consistency_node_returns_the_video_size(video):
     processed = (video * torch.tensor([1.0, 0.8, 0.6]) + 0.05 * torch.rand(COUNT, 1, 1, 3)).clamp(0, 1)
-    images, report = TameBlindConsistency().process(video, processed, epochs=2, seed=0)
+    images, report = TameBlindConsistency().process(video, processed, epochs=2, lr=1e-3, seed=0)
     assert images.shape == video.shape and images.min() >= 0 and images.max() <= 1
     assert f"{2 * (COUNT - 1)} iterations" in report
 
@@ -210,7 +210,7 @@ def test_bad_inputs_give_clear_errors(video, generator):
     with pytest.raises(ValueError, match="in-domain mode needs the original IMAGE"):
         refine(generator, latent)
     with pytest.raises(ValueError, match="same frame count and size"):
-        TameBlindConsistency().process(video, larger, epochs=1, seed=0)
+        TameBlindConsistency().process(video, larger, epochs=1, lr=1e-3, seed=0)
     with pytest.raises(ValueError, match="NaN or Inf"):
         refine(generator, {"samples": latent["samples"] * float("nan")}, original=video)
     with pytest.raises(ValueError, match="must be a LATENT"):

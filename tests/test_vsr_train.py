@@ -167,8 +167,8 @@ def test_validation_report_of_an_untrained_network_equals_bicubic():
 
 
 # ---------------------------------------------------------------- command line: checkpoints and resume
-def run_cli(tmp_path, *extra):
-    args = ["train-vsr", str(tmp_path / "run"), "--flow", "none", "--batch", "1", "--frames", "3", "--crop", "16",
+def run_cli(tmp_path, *extra, flow="fast"):
+    args = ["train-vsr", str(tmp_path / "run"), "--flow", flow, "--batch", "1", "--frames", "3", "--crop", "16",
             "--pool-clips", "2", "--val-clips", "1", "--val-frames", "3", "--val-size", "48", "--log-every", "1",
             "--val-every", "2", "--checkpoint-every", "2", "--channels", "8", "--lr", "1e-3", *extra]
     return cli.main(args)
@@ -192,6 +192,7 @@ def test_cli_trains_checkpoints_and_resumes(tmp_path, capsys):
     assert [r["step"] for r in records if "loss" in r] == [1, 2, 3]
     validation = [r["validation"] for r in records if "validation" in r]
     assert validation and {"model", "bicubic", "truth", "psnr_gain", "clips"} <= set(validation[-1])
+    assert {"psnr", "ssim", "e_warp_true_flow", "e_warp", "rwe"} == set(validation[-1]["model"])
     assert "step 3/3" in capsys.readouterr().err
 
 
@@ -205,7 +206,7 @@ def test_videos_without_flow_estimator_are_a_clear_error(tmp_path, capsys):
     data = tmp_path / "videos"
     data.mkdir()
     write_video(data / "clip.mp4", render_clip(12, 64, 64, seed=2).frames.permute(0, 2, 3, 1), fps=8)
-    assert run_cli(tmp_path, "--steps", "1", "--data", str(data)) == cli.EXIT_INVALID
+    assert run_cli(tmp_path, "--steps", "1", "--data", str(data), flow="none") == cli.EXIT_INVALID
     assert "flow estimator is needed" in capsys.readouterr().err
 
 

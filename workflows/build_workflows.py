@@ -66,12 +66,13 @@ WORKFLOWS = {
          (3, "TameEncodeFrames", {}),
          (4, "TameJitteredLatentEdit", {"edit": "cool colour", "strength_jitter": 0.8}),
          (5, "TameDecodeFrames", {}),
-         (6, "TameBlindConsistency", {"epochs": 8}),
+         (6, "TameBlindConsistency", {"epochs": 8, "lr": 0.001}),
          (7, "TameTemporalMetrics", {}),
-         (8, "TameSaveVideo", {"filename_prefix": "tame/blind_consistent", "fps": 12.0})],
+         (8, "TameSaveVideo", {"filename_prefix": "tame/blind_consistent", "fps": 12.0}),
+         (9, "TameTemporalMetrics", {})],
         [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),
          (1, 0, 4, "frames"), (4, 0, 5, "latent"), (2, 0, 5, "generator"), (1, 0, 6, "original"),
-         (5, 0, 6, "processed"), (6, 0, 7, "video"), (6, 0, 8, "images")]),
+         (5, 0, 6, "processed"), (6, 0, 7, "video"), (6, 0, 8, "images"), (5, 0, 9, "video")]),
     "edit_consistency_vae": (
         "Temporally consistent editing through a ComfyUI VAE (runs in ComfyUI, with a VAE file): encode the "
         "frames, edit every latent (Jittered Latent Edit stands in for your per-frame diffusion edit: "

@@ -24,7 +24,7 @@ class BlindSettings:
     lambda_photo: weight of the photometric loss against fidelity; width, levels: U-Net size;
     anchor: anchor frame (None = middle); seed: initialisation and pair order."""
     epochs: int = 30
-    lr: float = 2e-3
+    lr: float = 1e-3
     lambda_photo: float = 1.0
     width: int = 32
     levels: int = 3

@@ -1,181 +1,477 @@
-"""The built-in, weight-free optical-flow estimator.
+"""The built-in, weight-free optical-flow estimator (batched torch, CPU or GPU).
 
-A DIS-style method (Kroeger et al. 2016 describe the algorithm) vectorised in torch: a coarse-to-fine
-pyramid; on every level an inverse-compositional Lucas-Kanade search for the translation of
-overlapping, mean-normalised patches (all patches solved at once with `unfold` + `grid_sample`);
-densification by photometric-error-weighted averaging of the patches covering each pixel (`fold`);
-then a short Horn-Schunck-style variational refinement. Patch updates that increase the matching
-error are rejected, and patch samples that leave the frame get no weight, so pixels moving out of
-the frame inherit the motion of their neighbours.
+A coarse-to-fine method in the spirit of DIS (Kroeger et al., "Fast Optical Flow using Dense Inverse
+Search", 2016), written as a few large tensor operations per pyramid level:
+
+1. Patch inverse search: every overlapping `patch_size`² patch of image 1 (stride `patch_stride`) finds
+   the translation that best matches image 2 with inverse-compositional Lucas-Kanade on mean-normalised
+   intensities (robust to additive brightness changes). All patches of all pairs are solved together:
+   the template side (patches, gradients, inverse Hessians) is built once per level with `unfold`; each
+   iteration is one `grid_sample` of every patch at its current translation and one weighted sum.
+   Updates that increase a patch's matching error or move it farther than a patch width are rejected.
+2. Densification: each pixel's flow is the average of the translations of the patches covering it,
+   weighted by 1 / |photometric residual| of that pixel under each patch (`fold`), so a pixel takes the
+   motion of the patches that actually explain it (sharp motion boundaries, occlusions down-weighted).
+3. Variational refinement: a few robust re-weighting iterations of a linearised energy with a
+   normalised brightness-constancy term, a gradient-constancy term (robust to illumination changes),
+   both Charbonnier-penalised, and a Charbonnier (TV-like) smoothness term; each iteration solves the
+   linear system with a few red-black SOR sweeps vectorised over the whole image.
+
+The flow of a level initialises the next finer level; the finest processed level (`finest_level`,
+e.g. half resolution for "medium") is bilinearly upsampled to the input size. With
+`grad_iterations > 0` the last refinement iterations of the finest level are differentiable with
+respect to both images (everything before them runs without a graph).
 """
+import functools
 import math
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 
 from ...kernels.warp import backward_warp, resize_flow
 
-# finest pyramid level (0 = full resolution), patch size and stride, LK iterations, refinement iterations
+# Luma weights (ITU-R BT.601) for RGB -> gray.
+_LUMA = (0.299, 0.587, 0.114)
+# Tikhonov term added to each patch Hessian (per patch pixel, intensities in [0,1]): keeps the
+# Lucas-Kanade step finite on flat patches without biasing textured ones.
+_HESSIAN_REGULARISER = 1e-6
+# Charbonnier epsilon of the refinement penalties and the zeta of the normalised data terms.
+_CHARBONNIER_EPS = 1e-3
+_DATA_NORMALISER_ZETA = 4e-4
+# Over-relaxation factor of the red-black SOR sweeps.
+_SOR_OMEGA = 1.6
+# The pyramid's coarsest level has its longer side near this many pixels (more levels for bigger
+# inputs), but it is at least level 4 (1/16 scale) so motions of ~60 px at any size are reachable.
+_COARSEST_SIDE_PX = 64
+_MIN_COARSEST_LEVEL = 4
+# Levels are only added while their shorter side keeps at least this many pixels.
+_MIN_LEVEL_SIDE_PX = 4
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    """Parameters of the built-in estimator (see the module docstring for the steps).
+
+    finest_level: last pyramid level processed (0 = input resolution, 1 = half, 2 = quarter); the
+        flow is bilinearly upsampled from there. The main speed/accuracy knob.
+    patch_size: side of the search patches in pixels of each level.
+    patch_stride / finest_patch_stride: distance between patch origins on the coarser levels / on the
+        finest level (smaller = more overlap, more accurate densification, slower).
+    patch_iterations / finest_patch_iterations: Lucas-Kanade iterations per level.
+    refine_iterations, refine_sweeps: robust re-weighting iterations of the variational refinement
+        on the coarser levels, and SOR sweeps per re-weighting.
+    finest_refine_iterations, finest_refine_sweeps: the same on the finest level.
+    smoothness: weight of the (TV-like) flow smoothness term.
+    gradient_constancy: weight of the gradient-constancy data term (illumination robustness).
+    brightness_constancy: weight of the brightness-constancy data term.
+    min_residual: residual (intensity in [0,1]) below which densification weights stop growing.
+    """
+    finest_level: int = 1
+    patch_size: int = 8
+    patch_stride: int = 3
+    finest_patch_stride: int = 4
+    patch_iterations: int = 12
+    finest_patch_iterations: int = 3
+    refine_iterations: int = 8
+    refine_sweeps: int = 5
+    finest_refine_iterations: int = 4
+    finest_refine_sweeps: int = 3
+    smoothness: float = 20.0
+    gradient_constancy: float = 10.0
+    brightness_constancy: float = 5.0
+    min_residual: float = 3e-4
+
+
 PRESETS = {
-    "fast": dict(finest=2, patch=8, stride=4, iterations=12, refine=4),
-    "medium": dict(finest=1, patch=8, stride=4, iterations=16, refine=5),
-    "high": dict(finest=0, patch=8, stride=3, iterations=20, refine=8),
+    # search and refine down to quarter resolution, upsample x4; lighter refinement on coarse levels
+    "fast": FlowSettings(finest_level=2, refine_iterations=5, refine_sweeps=3),
+    # down to half resolution, upsample x2 (the default)
+    "medium": FlowSettings(),
+    # down to full resolution
+    "high": FlowSettings(finest_level=0),
 }
 
 
-def _gray(x):
-    """`[N,3,H,W]` or `[N,1,H,W]` in [0,1] -> luminance `[N,1,H,W]`."""
-    if x.shape[1] == 3:
-        return 0.299 * x[:, :1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:]
-    return x
+def luminance(images):
+    """`[N,3,H,W]` RGB or `[N,1,H,W]` gray in [0,1] -> `[N,1,H,W]` float32 gray."""
+    images = images.float()
+    if images.shape[1] == 1:
+        return images
+    r, g, b = _LUMA
+    return r * images[:, 0:1] + g * images[:, 1:2] + b * images[:, 2:3]
 
 
-def _binomial_blur(x):
-    kernel = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0], device=x.device, dtype=x.dtype) / 16
-    x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="replicate"), kernel.view(1, 1, 1, 5))
-    return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="replicate"), kernel.view(1, 1, 5, 1))
+def level_sizes(height, width, finest_level, coarsest_level=None):
+    """Sizes `(h, w)` of pyramid levels 0..coarsest (each level halves the previous one, rounding up).
 
-
-def _gradients(x):
-    """Central differences `[N,1,H,W]` -> (d/dx, d/dy)."""
-    px = F.pad(x, (1, 1, 0, 0), mode="replicate")
-    py = F.pad(x, (0, 0, 1, 1), mode="replicate")
-    return (px[..., 2:] - px[..., :-2]) / 2, (py[..., 2:, :] - py[..., :-2, :]) / 2
-
-
-def _sample(image, x, y):
-    """Bilinear samples of `image` `[N,1,H,W]` at pixel coordinates `x, y` `[N,A,B]` -> `[N,A,B]`."""
-    height, width = image.shape[-2:]
-    grid = torch.stack((x * (2 / max(width - 1, 1)) - 1, y * (2 / max(height - 1, 1)) - 1), -1)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)[:, 0]
-
-
-def _pyramid(image, levels):
-    pyramid = [image]
-    for _ in range(levels - 1):
-        pyramid.append(F.avg_pool2d(_binomial_blur(pyramid[-1]), 2, ceil_mode=True))
-    return pyramid
-
-
-def _patch_grid(num, padded_size, patch, stride, device, dtype):
-    """Pixel coordinates of every patch sample: X, Y `[N, patch², P]` (P patches, row-major)."""
-    rows, cols = ((s - patch) // stride + 1 for s in padded_size)
-    origin_y = torch.arange(rows, device=device, dtype=dtype) * stride
-    origin_x = torch.arange(cols, device=device, dtype=dtype) * stride
-    ky, kx = torch.meshgrid(torch.arange(patch, device=device, dtype=dtype),
-                            torch.arange(patch, device=device, dtype=dtype), indexing="ij")
-    xs = kx.reshape(-1, 1) + origin_x.repeat(rows).view(1, -1)
-    ys = ky.reshape(-1, 1) + origin_y.repeat_interleave(cols).view(1, -1)
-    return xs.expand(num, -1, -1), ys.expand(num, -1, -1)
-
-
-def patch_search(image1, image2, flow, patch=8, stride=4, iterations=16):
-    """One pyramid level of DIS: refine `flow` `[N,2,H,W]` from gray `image1` to `image2` `[N,1,H,W]`.
-
-    Returns the densified flow `[N,2,H,W]` in pixels of this level.
+    The coarsest level is chosen automatically (see `_COARSEST_SIDE_PX`) unless given, and is never
+    below `finest_level`; levels whose shorter side would drop under `_MIN_LEVEL_SIDE_PX` are left
+    out, so tiny images are processed at the smallest level that remains.
     """
-    num, _, height, width = image1.shape
-    padded = (patch + stride * math.ceil(max(height - patch, 0) / stride),
-              patch + stride * math.ceil(max(width - patch, 0) / stride))
-    pad = (0, padded[1] - width, 0, padded[0] - height)
-    template_image = F.pad(image1, pad, mode="replicate")
-    grad_x, grad_y = (F.unfold(g, patch, stride=stride) for g in _gradients(template_image))
-    grad_x = grad_x - grad_x.mean(1, keepdim=True)
-    grad_y = grad_y - grad_y.mean(1, keepdim=True)
-    template = F.unfold(template_image, patch, stride=stride)
-    template = template - template.mean(1, keepdim=True)
-    hxx, hxy, hyy = (grad_x * grad_x).sum(1) + 1e-6, (grad_x * grad_y).sum(1), (grad_y * grad_y).sum(1) + 1e-6
-    det = hxx * hyy - hxy * hxy
-    xs, ys = _patch_grid(num, padded, patch, stride, image1.device, image1.dtype)
-    initial = F.unfold(F.pad(flow, pad, mode="replicate"), patch, stride=stride)
-    initial = initial.view(num, 2, patch * patch, -1).mean(2)           # [N,2,P]
+    if coarsest_level is None:
+        coarsest_level = max(_MIN_COARSEST_LEVEL, round(math.log2(max(height, width) / _COARSEST_SIDE_PX)))
+    sizes = [(height, width)]
+    while len(sizes) <= max(coarsest_level, finest_level):
+        h, w = (sizes[-1][0] + 1) // 2, (sizes[-1][1] + 1) // 2
+        if min(h, w) < _MIN_LEVEL_SIDE_PX:
+            break
+        sizes.append((h, w))
+    return sizes
+
+
+def _downsample(image, size):
+    """Area-average `[N,C,H,W]` to `size` (pixel-area convention, like `resize_flow`)."""
+    return F.interpolate(image, size=size, mode="area")
+
+
+def _gradients(image):
+    """Central differences of `[N,C,H,W]` (replicated border) -> (d/dx, d/dy), each `[N,C,H,W]`."""
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    grad_x = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) * 0.5
+    grad_y = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) * 0.5
+    return grad_x, grad_y
+
+
+# ------------------------------------------------------------------------------ patch inverse search
+@functools.lru_cache(maxsize=64)
+def _patch_layout(height, width, patch_size, stride, device):
+    """Patch grid covering a `(height, width)` level.
+
+    Returns (padded_height, padded_width, base) where the image must be padded (bottom/right) to the
+    padded size so the grid of `patch_size` patches with `stride` tiles it exactly, and `base`
+    `[K,P,2]` holds the grid_sample coordinates (align_corners=True, normalised to the padded image)
+    of the K = patch_size² pixels of each of the P patches (row-major over the grid).
+    """
+    rows = max(1, math.ceil((height - patch_size) / stride) + 1)
+    cols = max(1, math.ceil((width - patch_size) / stride) + 1)
+    padded_h, padded_w = (rows - 1) * stride + patch_size, (cols - 1) * stride + patch_size
+    offsets = torch.arange(patch_size, device=device, dtype=torch.float32)
+    xs = (torch.arange(cols, device=device) * stride).float()
+    ys = (torch.arange(rows, device=device) * stride).float()
+    x = offsets.view(1, -1, 1, 1) + xs.view(1, 1, 1, -1)                  # [1,kx,1,cols]
+    y = offsets.view(-1, 1, 1, 1) + ys.view(1, 1, -1, 1)                  # [ky,1,rows,1]
+    x = (x * (2.0 / (padded_w - 1)) - 1).expand(patch_size, patch_size, rows, cols)
+    y = (y * (2.0 / (padded_h - 1)) - 1).expand(patch_size, patch_size, rows, cols)
+    base = torch.stack((x, y), -1).reshape(patch_size * patch_size, rows * cols, 2)
+    return padded_h, padded_w, base
+
+
+def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, min_residual):
+    """One pyramid level of dense inverse search.
+
+    image1, image2: `[N,1,h,w]` gray of this level; flow: `[N,2,h,w]` initial flow (pixels).
+    Returns the densified flow `[N,2,h,w]` in pixels of this level. Not differentiable (it writes
+    into preallocated tensors): call it under `torch.no_grad()`.
+    """
+    n, _, height, width = image1.shape
+    padded_h, padded_w, base = _patch_layout(height, width, patch_size, stride, image1.device)
+    pad = (0, padded_w - width, 0, padded_h - height)
+    columns = F.unfold(F.pad(torch.cat((image1, *_gradients(image1)), 1), pad, mode="replicate"),
+                       patch_size, stride=stride).view(n, 3, patch_size * patch_size, -1)
+    template = columns[:, 0]                                                    # [N,K,P]
+    scale = image1.new_tensor([2.0 / (padded_w - 1), 2.0 / (padded_h - 1)])
+    gain = _inverse_compositional_gain(columns[:, 1], columns[:, 2], scale)    # [N,2,K,P]
+    offset = (gain * template[:, None]).sum(2)                                 # [N,2,P]
+    target = F.pad(image2, pad, mode="replicate")
+    start = (_patch_centre_values(F.pad(flow, pad, mode="replicate"), patch_size, stride)
+             * scale.view(1, 2, 1)).transpose(1, 2).contiguous()              # [N,P,2] normalised
+    translation = start
 
     def residual(uv):
-        warped = _sample(image2, xs + uv[:, :1], ys + uv[:, 1:])
-        return warped - warped.mean(1, keepdim=True) - template
+        warped = F.grid_sample(target, base + uv[:, None], mode="bilinear", padding_mode="border",
+                               align_corners=True)[:, 0]
+        return warped, warped - template
 
-    uv = initial
+    start_error = None
     for _ in range(iterations):
-        error = residual(uv)
-        bx, by = (grad_x * error).sum(1), (grad_y * error).sum(1)
-        step = torch.stack(((hyy * bx - hxy * by) / det, (hxx * by - hxy * bx) / det), 1)
-        uv = uv - step.clamp(-patch / 2, patch / 2)
-    error, initial_error = residual(uv).abs(), residual(initial).abs()
-    worse = error.mean(1, keepdim=True) > initial_error.mean(1, keepdim=True)
-    uv, error = torch.where(worse, initial, uv), torch.where(worse, initial_error, error)
-    target_x, target_y = xs + uv[:, :1], ys + uv[:, 1:]
-    inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
-    weight = inside.to(error.dtype) / torch.clamp(error * 255.0, min=1.0) + 1e-4
-    weighted = (weight[:, None] * uv[:, :, None]).reshape(num, 2 * patch * patch, -1)
-    dense = F.fold(weighted, padded, patch, stride=stride) / F.fold(weight, padded, patch, stride=stride)
-    return dense[..., :height, :width]
+        warped, error = residual(translation)
+        if start_error is None:
+            start_error = error
+        step = (gain * warped[:, None]).sum(2) - offset                        # [N,2,P]
+        translation = translation - step.transpose(1, 2)
+    _, error = residual(translation)
+    error = error - error.mean(1, keepdim=True)
+    if start_error is not None:
+        start_error = start_error - start_error.mean(1, keepdim=True)
+        moved = ((translation - start) / scale).square().sum(-1)
+        rejected = (error.square().sum(1) > start_error.square().sum(1)) | (moved > patch_size ** 2)
+        translation = torch.where(rejected[..., None], start, translation)
+        error = torch.where(rejected[:, None], start_error, error)
+    translation = (translation / scale).transpose(1, 2)                         # [N,2,P] pixels
+    return _densify(translation, error, (padded_h, padded_w), patch_size, stride,
+                    min_residual)[..., :height, :width]
 
 
-def variational_refine(image1, image2, flow, iterations, smoothness=0.002):
-    """Horn-Schunck-style refinement of `flow` around its linearisation (Jacobi sweeps).
+def _inverse_compositional_gain(grad_x, grad_y, scale):
+    """Per-patch Lucas-Kanade gain `[N,2,K,P]`: the update (normalised coordinates) of a patch is
+    `gain . warped - gain . template`, i.e. the inverse Hessian of the mean-normalised patch applied
+    to its centred template gradients `grad_x, grad_y` `[N,K,P]`."""
+    num_pixels = grad_x.shape[1]
+    grad_x = grad_x - grad_x.mean(1, keepdim=True)
+    grad_y = grad_y - grad_y.mean(1, keepdim=True)
+    regulariser = num_pixels * _HESSIAN_REGULARISER
+    hxx = (grad_x * grad_x).sum(1, keepdim=True) + regulariser
+    hxy = (grad_x * grad_y).sum(1, keepdim=True)
+    hyy = (grad_y * grad_y).sum(1, keepdim=True) + regulariser
+    inverse_det = 1.0 / (hxx * hyy - hxy * hxy)
+    gain = grad_x.new_empty(grad_x.shape[0], 2, *grad_x.shape[1:])
+    torch.mul(grad_x, hyy * inverse_det * scale[0], out=gain[:, 0])
+    gain[:, 0].addcmul_(grad_y, -hxy * inverse_det * scale[0])
+    torch.mul(grad_y, hxx * inverse_det * scale[1], out=gain[:, 1])
+    gain[:, 1].addcmul_(grad_x, -hxy * inverse_det * scale[1])
+    return gain
 
-    Differentiable w.r.t. the images and the flow. Returns `[N,2,H,W]`.
+
+def _patch_centre_values(field, patch_size, stride):
+    """Values of `field` `[N,C,H',W']` (padded grid) at the centre of every patch -> `[N,C,P]`."""
+    rows, cols = ((side - patch_size) // stride + 1 for side in field.shape[-2:])
+    first = (patch_size - 1) // 2
+    centres = F.avg_pool2d(field[:, :, first:, first:], 2 - patch_size % 2, stride)
+    return centres[:, :, :rows, :cols].flatten(2)
+
+
+def _densify(translation, error, padded_size, patch_size, stride, min_residual):
+    """Per-pixel average of patch translations `[N,2,P]` (pixels) weighted by 1/|error| `[N,K,P]`
+    -> dense flow `[N,2,H',W']` on the padded grid."""
+    n, num_pixels, num_patches = error.shape
+    weighted = error.new_empty(n, 3, num_pixels, num_patches)
+    torch.reciprocal(error.abs().clamp_min_(min_residual), out=weighted[:, 2])
+    torch.mul(weighted[:, 2:], translation[:, :, None], out=weighted[:, :2])
+    sums = F.fold(weighted.view(n, 3 * num_pixels, num_patches), padded_size, patch_size, stride=stride)
+    return sums[:, :2] / sums[:, 2:]
+
+
+# ------------------------------------------------------------------------------ variational refinement
+@dataclass
+class _LinearisedData:
+    """Data terms linearised around a flow (all `[N,*,h,w]`): residuals r and Jacobians of the
+    brightness and the two gradient constraints (`r + jac_x du + jac_y dv`), their normalisers, and
+    the per-pixel normal-equation pieces of the brightness term (`*_b`) and of the normalised
+    gradient terms (`*_g`): `jj = (Jx², JxJy, Jy²)`, `rj = (r Jx, r Jy)`."""
+    residual: torch.Tensor
+    jac_x: torch.Tensor
+    jac_y: torch.Tensor
+    normaliser: torch.Tensor
+    jj_b: torch.Tensor
+    rj_b: torch.Tensor
+    jj_g: torch.Tensor
+    rj_g: torch.Tensor
+
+
+def _linearise(image1, image2, flow):
+    """Brightness and gradient constancy around `flow` `[N,2,h,w]` for gray `[N,1,h,w]` images."""
+    grad1 = torch.cat(_gradients(image1), 1)
+    warped, _ = backward_warp(torch.cat((image2, *_gradients(image2)), 1), flow, padding="border")
+    mean_grad = 0.5 * (grad1 + warped[:, 1:3])
+    gxx, gxy = _gradients(mean_grad[:, 0:1])
+    gyx, gyy = _gradients(mean_grad[:, 1:2])
+    residual = torch.cat((warped[:, 0:1] - image1, warped[:, 1:3] - grad1), 1)
+    jac_x = torch.cat((mean_grad[:, 0:1], gxx, gyx), 1)
+    jac_y = torch.cat((mean_grad[:, 1:2], gxy, gyy), 1)
+    normaliser = 1.0 / (jac_x * jac_x + jac_y * jac_y + _DATA_NORMALISER_ZETA ** 2)
+    jj = torch.stack((jac_x * jac_x, jac_x * jac_y, jac_y * jac_y), 1)            # [N,3,3,h,w]
+    rj = torch.stack((residual * jac_x, residual * jac_y), 1)                     # [N,2,3,h,w]
+    gradient_norm = normaliser[:, None, 1:3]
+    return _LinearisedData(residual, jac_x, jac_y, normaliser, jj[:, :, 0], rj[:, :, 0],
+                           (jj[:, :, 1:3] * gradient_norm).sum(2), (rj[:, :, 1:3] * gradient_norm).sum(2))
+
+
+@functools.lru_cache(maxsize=64)
+def _sor_masks(height, width, device, dtype):
+    """Over-relaxation factors `[h,w]` of the red and of the black pixels of a checkerboard."""
+    red = (torch.arange(height, device=device)[:, None] + torch.arange(width, device=device)) % 2 == 0
+    red = red.to(dtype)
+    return _SOR_OMEGA * red, _SOR_OMEGA * (1 - red)
+
+
+def _smoothness_weights(flow, smoothness):
+    """Smoothness weights of the edges of every pixel: (left, right, up, down) `[N,1,h,w]` and their sum.
+
+    A pixel's weight is `smoothness / sqrt(|dF/dx|^2 + |dF/dy|^2 + eps^2)` (forward differences,
+    Charbonnier, TV-like); it weighs the edges to its right and lower neighbours, so every edge has one
+    weight seen from both ends. Edges across the border weigh zero.
     """
-    if iterations == 0:
+    dx = flow[:, :, :, 1:] - flow[:, :, :, :-1]
+    dy = flow[:, :, 1:] - flow[:, :, :-1]
+    variation = F.pad(dx * dx, (0, 1)).sum(1, keepdim=True) + F.pad(dy * dy, (0, 0, 0, 1)).sum(1, keepdim=True)
+    weight = smoothness * torch.rsqrt(variation + _CHARBONNIER_EPS ** 2)
+    horizontal = F.pad(weight[:, :, :, :-1], (1, 1))
+    vertical = F.pad(weight[:, :, :-1], (0, 0, 1, 1))
+    left, right = horizontal[..., :-1], horizontal[..., 1:]
+    up, down = vertical[:, :, :-1], vertical[:, :, 1:]
+    return left, right, up, down, left + right + up + down
+
+
+def _refinement_iteration(data, base_flow, flow, sweeps, settings):
+    """One robust re-weighting of the linearised energy, then `sweeps` red-black SOR sweeps.
+
+    Solves `(A + D) U = b + A base_flow + sum_neighbours(w U)` for U, where A, b are the re-weighted
+    data normal equations in the update `U - base_flow` and D the sum of smoothness weights.
+    """
+    update = flow - base_flow
+    error = torch.addcmul(torch.addcmul(data.residual, data.jac_x, update[:, 0:1]), data.jac_y, update[:, 1:2])
+    squared = error * error * data.normaliser
+    eps2 = _CHARBONNIER_EPS ** 2
+    brightness = settings.brightness_constancy * data.normaliser[:, 0:1] * torch.rsqrt(squared[:, 0:1] + eps2)
+    gradient = settings.gradient_constancy * torch.rsqrt(squared[:, 1:2] + squared[:, 2:3] + eps2)
+    a = torch.addcmul(brightness * data.jj_b, gradient, data.jj_g)               # a11, a12, a22
+    b = -torch.addcmul(brightness * data.rj_b, gradient, data.rj_g)
+    left, right, up, down, total = _smoothness_weights(flow, settings.smoothness)
+    a11, a12, a22 = a[:, 0:1], a[:, 1:2], a[:, 2:3]
+    rhs = b + torch.cat((a11 * base_flow[:, 0:1] + a12 * base_flow[:, 1:2],
+                         a12 * base_flow[:, 0:1] + a22 * base_flow[:, 1:2]), 1)
+    inverse_det = 1.0 / ((a11 + total) * (a22 + total) - a12 * a12)
+    inverse_diagonal = torch.cat((a22 + total, a11 + total), 1) * inverse_det     # of the 2x2 inverse
+    inverse_off = -a12 * inverse_det
+    for _ in range(sweeps):
+        for relaxation in _sor_masks(*flow.shape[-2:], flow.device, flow.dtype):
+            flow = _sor_half_sweep(flow, rhs, (left, right, up, down), inverse_diagonal, inverse_off,
+                                   relaxation)
+    return flow
+
+
+def _sor_half_sweep(flow, rhs, neighbour_weights, inverse_diagonal, inverse_off, relaxation):
+    """Over-relaxed Gauss-Seidel update of the pixels where `relaxation` `[h,w]` is non-zero.
+
+    Every pixel solves its 2x2 system `M U = rhs + sum_neighbours(w U)` with the inverse of M given
+    as diagonal `[N,2,h,w]` and off-diagonal `[N,1,h,w]`; neighbour weights are zero across the border.
+    """
+    left, right, up, down = neighbour_weights
+    total = rhs.clone()
+    total[..., 1:].addcmul_(left[..., 1:], flow[..., :-1])
+    total[..., :-1].addcmul_(right[..., :-1], flow[..., 1:])
+    total[..., 1:, :].addcmul_(up[..., 1:, :], flow[..., :-1, :])
+    total[..., :-1, :].addcmul_(down[..., :-1, :], flow[..., 1:, :])
+    solution = inverse_diagonal * total
+    solution[:, 0:1].addcmul_(inverse_off, total[:, 1:2])
+    solution[:, 1:2].addcmul_(inverse_off, total[:, 0:1])
+    return torch.lerp(flow, solution, relaxation)
+
+
+def variational_refinement(image1, image2, flow, iterations, sweeps, settings):
+    """Refine `flow` `[N,2,h,w]` between gray `[N,1,h,w]` images (linearised once around `flow`).
+
+    Differentiable w.r.t. both images when run with gradient enabled. Returns `[N,2,h,w]`.
+    """
+    if iterations <= 0:
         return flow
-    warped, _ = backward_warp(image2, flow, padding="border")
-    grad_x, grad_y = _gradients(warped)
-    temporal = warped - image1
-    denominator = smoothness + grad_x * grad_x + grad_y * grad_y
-    neighbours = torch.tensor([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]],
-                              device=flow.device, dtype=flow.dtype).view(1, 1, 3, 3)
-    height, width = flow.shape[-2:]
-    delta = torch.zeros_like(flow)
-    for _ in range(3 * iterations):
-        total = F.pad(flow + delta, (1, 1, 1, 1), mode="replicate").reshape(-1, 1, height + 2, width + 2)
-        average = F.conv2d(total, neighbours).view_as(flow) - flow
-        data = (grad_x * average[:, :1] + grad_y * average[:, 1:] + temporal) / denominator
-        delta = torch.cat((average[:, :1] - grad_x * data, average[:, 1:] - grad_y * data), 1)
-    return flow + delta
+    data = _linearise(image1, image2, flow)
+    refined = flow
+    for _ in range(iterations):
+        refined = _refinement_iteration(data, flow, refined, sweeps, settings)
+    return refined
 
 
+# ------------------------------------------------------------------------------ the estimator
 class BuiltinFlow(torch.nn.Module):
-    """Weight-free flow estimator; `quality` picks a preset of PRESETS (fast, medium, high).
+    """Weight-free optical flow (no parameters). `quality`: a preset name of PRESETS.
 
-    forward(image1, image2) with `[N,3,H,W]` (or `[N,1,H,W]`) in [0,1] on any device returns the flow
-    `[N,2,H,W]` in pixels from image1 to image2 (any H, W; motions of tens of pixels).
-    `grad_iterations > 0`: the estimate runs without gradient, then that many refinement
-    iterations at the finest level run with gradient w.r.t. both images.
+    - "fast": search and refine down to quarter resolution (about DIS-fast's cost on CPU).
+    - "medium": down to half resolution (the default; about DIS-medium's accuracy or better).
+    - "high": down to full resolution (several times slower than medium, most accurate).
+    `settings` (a FlowSettings) overrides the preset completely; keyword arguments override single
+    fields of it, e.g. `BuiltinFlow("medium", finest_refine_iterations=6)`.
     """
 
-    def __init__(self, quality="medium"):
+    def __init__(self, quality="medium", settings=None, **overrides):
         super().__init__()
-        if quality not in PRESETS:
-            raise ValueError(f"unknown quality '{quality}' (choose one of {', '.join(PRESETS)})")
+        if settings is None:
+            if quality not in PRESETS:
+                raise ValueError(f"unknown quality {quality!r}: choose one of {', '.join(PRESETS)}.")
+            settings = PRESETS[quality]
+        try:
+            settings = replace(settings, **overrides)
+        except TypeError as error:
+            raise ValueError(f"unknown FlowSettings field in {sorted(overrides)}: {error}") from None
+        if settings.finest_level < 0 or settings.patch_size < 2 or min(settings.patch_stride,
+                                                                           settings.finest_patch_stride) < 1:
+            raise ValueError(f"invalid settings {settings}: finest_level >= 0, patch_size >= 2 and "
+                             f"strides >= 1 are required.")
         self.quality = quality
-        self.preset = PRESETS[quality]
+        self.settings = settings
+
+    def extra_repr(self):
+        return f"quality={self.quality!r}"
 
     def forward(self, image1, image2, init_flow=None, grad_iterations=0):
-        if image1.shape != image2.shape or image1.ndim != 4:
-            raise ValueError(f"image pairs must have equal shapes [N,C,H,W], got "
-                             f"{tuple(image1.shape)} and {tuple(image2.shape)}")
-        size = tuple(image1.shape[-2:])
-        preset = self.preset
-        levels = max(preset["finest"] + 1, int(math.log2(max(min(size) / preset["patch"], 1))) + 1)
-        gray1, gray2 = _gray(image1.float()), _gray(image2.float())
+        """Flow from image1 to image2.
+
+        image1, image2: `[N,3,H,W]` RGB or `[N,1,H,W]` gray in [0,1], same shape and device; any
+            H, W >= 2 (padded internally).
+        init_flow: optional `[N,2,H,W]` guess (pixels). The search then starts two levels above
+            the finest instead of at the top of the pyramid, so it corrects the guess by up to about
+            `patch_size` pixels of the finest level plus what the refinement reaches.
+        grad_iterations: if > 0, that many finest-level refinement iterations at the end run with
+            autograd enabled, linearised afresh around the flow reached without gradient, and are
+            differentiable w.r.t. image1 and image2 (the rest runs without a graph). More than the
+            preset's `finest_refine_iterations` simply runs more iterations. Needs autograd (not
+            inside torch.inference_mode).
+        Returns `[N,2,H,W]` float32 pixels on the images' device; channel 0 = x, 1 = y, pixel p of
+        image1 corresponds to p + flow(p) in image2.
+        """
+        size = self._check_inputs(image1, image2, init_flow, grad_iterations)
+        s = self.settings
+        sizes = level_sizes(*size, s.finest_level)
+        finest = min(s.finest_level, len(sizes) - 1)
+        coarsest = len(sizes) - 1 if init_flow is None else min(len(sizes) - 1, finest + 2)
         with torch.no_grad():
-            pyramid1, pyramid2 = _pyramid(gray1, levels), _pyramid(gray2, levels)
-            flow = None
-            for level in range(levels - 1, preset["finest"] - 1, -1):
-                first, second = pyramid1[level], pyramid2[level]
-                if flow is None:
-                    flow = torch.zeros(first.shape[0], 2, *first.shape[-2:], device=first.device)
-                    if init_flow is not None:
-                        flow = resize_flow(init_flow.float(), tuple(first.shape[-2:]))
-                else:
-                    flow = resize_flow(flow, tuple(first.shape[-2:]))
-                flow = patch_search(first, second, flow, preset["patch"], preset["stride"], preset["iterations"])
-                flow = variational_refine(first, second, flow, preset["refine"])
+            gray1, gray2 = luminance(image1), luminance(image2)
+            pyramid1, pyramid2 = [gray1], [gray2]
+            for level_size in sizes[1:coarsest + 1]:
+                pyramid1.append(_downsample(pyramid1[-1], level_size))
+                pyramid2.append(_downsample(pyramid2[-1], level_size))
+            if init_flow is None:
+                flow = gray1.new_zeros(gray1.shape[0], 2, *sizes[coarsest])
+            else:
+                flow = resize_flow(init_flow.float(), sizes[coarsest])
+            for level in range(coarsest, finest - 1, -1):
+                if tuple(flow.shape[-2:]) != sizes[level]:
+                    flow = resize_flow(flow, sizes[level])
+                flow = self._level(pyramid1[level], pyramid2[level], flow, level == finest, grad_iterations)
         if grad_iterations:
-            finest = preset["finest"]
-            first, second = gray1, gray2
-            if finest:
-                first, second = (F.interpolate(g, size=tuple(pyramid1[finest].shape[-2:]), mode="area")
-                                 for g in (gray1, gray2))
-            flow = variational_refine(first, second, flow, grad_iterations)
-        return resize_flow(flow, size) if tuple(flow.shape[-2:]) != size else flow
+            flow = self._differentiable_tail(image1, image2, sizes[:finest + 1], flow, grad_iterations)
+        return resize_flow(flow, size) if finest else flow
+
+    def _level(self, image1, image2, flow, is_finest, grad_iterations):
+        """Patch search + refinement on one level (no gradient) -> flow `[N,2,h,w]`."""
+        s = self.settings
+        stride = s.finest_patch_stride if is_finest else s.patch_stride
+        iterations = s.finest_patch_iterations if is_finest else s.patch_iterations
+        flow = patch_inverse_search(image1, image2, flow, s.patch_size, stride, iterations, s.min_residual)
+        refine, sweeps = ((s.finest_refine_iterations - grad_iterations, s.finest_refine_sweeps) if is_finest
+                          else (s.refine_iterations, s.refine_sweeps))
+        return variational_refinement(image1, image2, flow, refine, sweeps, s)
+
+    def _differentiable_tail(self, image1, image2, sizes, flow, grad_iterations):
+        """The last `grad_iterations` finest-level refinement iterations, with autograd."""
+        with torch.enable_grad():
+            gray1, gray2 = luminance(image1), luminance(image2)
+            for level_size in sizes[1:]:
+                gray1, gray2 = _downsample(gray1, level_size), _downsample(gray2, level_size)
+            return variational_refinement(gray1, gray2, flow.detach(), grad_iterations,
+                                          self.settings.finest_refine_sweeps, self.settings)
+
+    @staticmethod
+    def _check_inputs(image1, image2, init_flow, grad_iterations):
+        for name, image in (("image1", image1), ("image2", image2)):
+            if not isinstance(image, torch.Tensor) or image.ndim != 4 or image.shape[1] not in (1, 3):
+                raise ValueError(f"{name} must be a tensor [N,3,H,W] (RGB) or [N,1,H,W] (gray), got "
+                                 f"{getattr(image, 'shape', type(image).__name__)}.")
+        if image1.shape != image2.shape or image1.device != image2.device:
+            raise ValueError(f"image1 and image2 must have equal shapes and devices, got "
+                             f"{tuple(image1.shape)} on {image1.device} and {tuple(image2.shape)} on "
+                             f"{image2.device}.")
+        size = tuple(image1.shape[-2:])
+        if min(size) < 2:
+            raise ValueError(f"images must be at least 2x2 pixels, got {size}.")
+        if init_flow is not None and (not isinstance(init_flow, torch.Tensor)
+                                      or tuple(init_flow.shape) != (image1.shape[0], 2, *size)):
+            raise ValueError(f"init_flow must be [N,2,H,W] = {(image1.shape[0], 2, *size)}, got "
+                             f"{getattr(init_flow, 'shape', type(init_flow).__name__)}.")
+        if isinstance(grad_iterations, bool) or not isinstance(grad_iterations, int) or grad_iterations < 0:
+            raise ValueError(f"grad_iterations must be an integer >= 0, got {grad_iterations!r}.")
+        if grad_iterations and torch.is_inference_mode_enabled():
+            raise ValueError("grad_iterations > 0 needs autograd: call the estimator outside "
+                             "torch.inference_mode (e.g. inside torch.inference_mode(False)).")
+        return size
