@@ -51,7 +51,7 @@ def check_flow_matches(flows, frames, name="images"):
     """Error unless the FlowSet was computed for a video like `frames` `[T,3,H,W]`."""
     if tuple(frames.shape[-2:]) != flows.size:
         raise ValueError(
-            f"{name} are {frames.shape[-1]}x{frames.shape[-2]} but the flow was estimated at "
+            f"{name} frames are {frames.shape[-1]}x{frames.shape[-2]} but the flow was estimated at "
             f"{flows.size[1]}x{flows.size[0]}. Estimate the flow on these frames, or resize them to match.")
     if frames.shape[0] not in (1, flows.num_frames):
         raise ValueError(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .field import FlowSet
@@ -57,7 +57,7 @@ def load_flowset(path):
                     f"with tame_flow metadata). Save flows with the TameSaveFlow node.")
             forward = handle.get_tensor("forward")
             backward = handle.get_tensor("backward") if "backward" in keys else None
-    except (OSError, RuntimeError) as err:  # safetensors raises these for non-safetensors data
+    except (OSError, RuntimeError, SafetensorError) as err:
         raise ValueError(f"{path.name} is not a readable safetensors file: {err}") from err
     pairs = [tuple(p) for p in json.loads(metadata["pairs"])]
     return FlowSet(forward, backward, pairs, int(metadata["num_frames"]))
@@ -84,7 +84,9 @@ def read_flo(path):
     """Read a Middlebury .flo file -> `[2,H,W]` float32 pixels."""
     path = Path(path)
     raw = path.read_bytes()
-    if len(raw) < 12 or np.frombuffer(raw[:4], "<f4")[0] != FLO_MAGIC:
+    if len(raw) < 12:
+        raise ValueError(f"{path.name} is too short ({len(raw)} bytes) to be a .flo file; it is truncated.")
+    if np.frombuffer(raw[:4], "<f4")[0] != FLO_MAGIC:
         raise ValueError(f"{path.name} is not a .flo file (missing the 'PIEH' magic number).")
     width, height = np.frombuffer(raw[4:12], "<i4")
     expected = 12 + int(width) * int(height) * 8
