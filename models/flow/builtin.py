@@ -36,8 +36,11 @@ _LUMA = (0.299, 0.587, 0.114)
 # Tikhonov term added to each patch Hessian (per patch pixel, intensities in [0,1]): keeps the
 # Lucas-Kanade step finite on flat patches without biasing textured ones.
 _HESSIAN_REGULARISER = 1e-6
-# Charbonnier epsilon of the refinement penalties and the zeta of the normalised data terms.
+# Charbonnier epsilons of the refinement's data terms and of its smoothness term (flow change in
+# px/px), and the zeta of the normalised data terms. A smoothness epsilon well below 1e-2 makes
+# smooth regions so stiff that the SOR sweeps barely move their overall (sub-pixel) offset.
 _CHARBONNIER_EPS = 1e-3
+_SMOOTHNESS_EPS = 1e-2
 _DATA_NORMALISER_ZETA = 4e-4
 # Over-relaxation factor of the red-black SOR sweeps.
 _SOR_OMEGA = 1.6
@@ -73,8 +76,8 @@ class FlowSettings:
     finest_patch_stride: int = 4
     patch_iterations: int = 12
     finest_patch_iterations: int = 3
-    refine_iterations: int = 8
-    refine_sweeps: int = 5
+    refine_iterations: int = 6
+    refine_sweeps: int = 4
     finest_refine_iterations: int = 4
     finest_refine_sweeps: int = 3
     smoothness: float = 20.0
@@ -295,7 +298,7 @@ def _smoothness_weights(flow, smoothness):
     dx = flow[:, :, :, 1:] - flow[:, :, :, :-1]
     dy = flow[:, :, 1:] - flow[:, :, :-1]
     variation = F.pad(dx * dx, (0, 1)).sum(1, keepdim=True) + F.pad(dy * dy, (0, 0, 0, 1)).sum(1, keepdim=True)
-    weight = smoothness * torch.rsqrt(variation + _CHARBONNIER_EPS ** 2)
+    weight = smoothness * torch.rsqrt(variation + _SMOOTHNESS_EPS ** 2)
     horizontal = F.pad(weight[:, :, :, :-1], (1, 1))
     vertical = F.pad(weight[:, :, :-1], (0, 0, 1, 1))
     left, right = horizontal[..., :-1], horizontal[..., 1:]
@@ -367,9 +370,11 @@ def variational_refinement(image1, image2, flow, iterations, sweeps, settings):
 class BuiltinFlow(torch.nn.Module):
     """Weight-free optical flow (no parameters). `quality`: a preset name of PRESETS.
 
-    - "fast": search and refine down to quarter resolution (about DIS-fast's cost on CPU).
-    - "medium": down to half resolution (the default; about DIS-medium's accuracy or better).
-    - "high": down to full resolution (several times slower than medium, most accurate).
+    - "fast": search and refine down to quarter resolution (on CPU faster than OpenCV DIS-medium,
+      more accurate than DIS-fast; bench/flow/RESULTS.md has the numbers).
+    - "medium": down to half resolution (the default; more accurate than DIS-medium at 2-3x its
+      CPU time).
+    - "high": down to full resolution (about 4x medium's time, the most accurate).
     `settings` (a FlowSettings) overrides the preset completely; keyword arguments override single
     fields of it, e.g. `BuiltinFlow("medium", finest_refine_iterations=6)`.
     """
@@ -466,9 +471,11 @@ class BuiltinFlow(torch.nn.Module):
         if min(size) < 2:
             raise ValueError(f"images must be at least 2x2 pixels, got {size}.")
         if init_flow is not None and (not isinstance(init_flow, torch.Tensor)
-                                      or tuple(init_flow.shape) != (image1.shape[0], 2, *size)):
-            raise ValueError(f"init_flow must be [N,2,H,W] = {(image1.shape[0], 2, *size)}, got "
-                             f"{getattr(init_flow, 'shape', type(init_flow).__name__)}.")
+                                      or tuple(init_flow.shape) != (image1.shape[0], 2, *size)
+                                      or init_flow.device != image1.device):
+            raise ValueError(f"init_flow must be [N,2,H,W] = {(image1.shape[0], 2, *size)} on "
+                             f"{image1.device}, got {getattr(init_flow, 'shape', type(init_flow).__name__)} "
+                             f"on {getattr(init_flow, 'device', '-')}.")
         if isinstance(grad_iterations, bool) or not isinstance(grad_iterations, int) or grad_iterations < 0:
             raise ValueError(f"grad_iterations must be an integer >= 0, got {grad_iterations!r}.")
         if grad_iterations and torch.is_inference_mode_enabled():
