@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 PADDING_MODES = ("zeros", "border", "reflection")
-SAMPLING_MODES = ("bilinear", "nearest")
+SAMPLING_MODES = ("bilinear", "bicubic", "nearest")
 RESIZE_MODES = ("bilinear", "bicubic", "nearest", "area")
 
 # Samples this close outside the frame (in pixels) still count as valid: absorbs float rounding of
@@ -89,7 +89,10 @@ def backward_warp(image, flow, padding="zeros", mode="bilinear"):
         image: `[N,C,H,W]` or `[1,C,H,W]`, any C (RGB, masks, latents, features), any float dtype.
         flow: `F_{a->b}` `[N,2,H,W]` or `[1,2,H,W]` in pixels (either batch may be 1 and broadcasts).
         padding: value outside the frame: "zeros", "border" (edge pixel) or "reflection".
-        mode: "bilinear" (differentiable in image and flow) or "nearest".
+        mode: "bilinear" (differentiable in image and flow), "bicubic" (Keys cubic convolution,
+            a = -0.75 as in grid_sample; keeps more fine detail at fractional offsets, which matters when
+            a result is warped again and again; may overshoot the input's range at edges; differentiable)
+            or "nearest".
     Returns:
         warped `[N,C,H,W]` in the dtype of `image`;
         valid `[N,1,H,W]` (same dtype), 1 where `p + flow(p)` lies inside `[0,W-1] x [0,H-1]`, else 0.

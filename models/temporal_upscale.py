@@ -9,17 +9,28 @@ replaces its high band by a flow-guided, occlusion-aware recurrent average over 
 3. split of every upscaled frame into LF + HF with the binomial low-pass, `hf_passes` chosen so the
    split sits near the LR Nyquist frequency;
 4. flow on the LR frames (both directions, consecutive pairs), resized to the output size;
-5. backward pass `t = T-1..0` and forward pass `t = 0..T-1`: the previous propagated HF is warped onto
-   frame t and blended with frame t's HF with weight `temporal_weight * visibility`, where visibility
-   is the forward-backward soft visibility (0 where occluded or out of frame: those pixels keep the
-   current frame's HF);
-6. output = LF_t + mean of the two directional HF states.
+5. backward pass `t = T-1..0` and forward pass `t = 0..T-1`: the previous propagated state is warped
+   (bicubic: repeated bilinear resampling at fractional offsets would low-pass the detail a little more
+   at every frame) onto frame t and blended with frame t's state with weight
+   `temporal_weight * visibility`, where visibility is the forward-backward soft visibility (0 where
+   occluded or out of frame: those pixels keep the current frame's state). A state is the HF plus the
+   local energies (box mean of the square) of its two sub-bands (the HF split once more with the same
+   low-pass), all propagated with the same weights;
+6. fused HF = mean of the two directional HF states. Averaging removes what differs between frames
+   (the flicker) but also lowers the amount of detail; the energy step rescales each sub-band of the
+   fused HF so its local energy matches the propagated one, i.e. the temporal average of the per-frame
+   detail energy, which is itself stable over time: gain `sqrt(E_propagated / E_fused)` clamped to
+   `[1, max_gain]`, applied with strength `keep_detail`. Matching per sub-band keeps the spectrum of
+   the detail: flicker such as grain sits mostly in the finest frequencies, so matching the total
+   energy only would move the restored energy to coarser frequencies than the upscaler put it;
+7. output = LF_t + rescaled fused HF.
 
-Memory: two buffers of the output size (upscaled frames, backward states) on the storage device of
-`frames`, plus one chunk of frames on the compute device.
+Memory: two buffers of the output size (upscaled frames; backward states, 5 channels) on the storage
+device of `frames`, plus one chunk of frames on the compute device.
 """
 import hashlib
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +41,12 @@ from ..kernels.warp import backward_warp, resize_flow, validate_images
 from .flow.estimate import estimate_video_flow
 
 RESIZE_UPSCALE_MODES = ("bicubic", "lanczos", "bilinear")
+KEEP_DETAIL_DEFAULT = 1.0
+MAX_GAIN_DEFAULT = 3.0
+# Half-width of the box over which the detail energy is measured, in LR pixels (output pixels: x scale).
+ENERGY_RADIUS_LR_PX = 2.0
+# Fused energies below this (squared intensity) count as no detail: the gain there is 1.
+_ENERGY_FLOOR = 1e-10
 
 
 def hf_passes_for_scale(scale):
@@ -42,6 +59,11 @@ def hf_passes_for_scale(scale):
         raise ValueError(f"scale must be > 1 to have a band above the input's Nyquist frequency, got {scale}.")
     exact = math.log(0.5) / (4.0 * math.log(math.cos(math.pi / (2.0 * scale))))
     return max(1, round(exact))
+
+
+def energy_radius(scale):
+    """Half-width in output pixels of the energy box: `ENERGY_RADIUS_LR_PX` LR pixels (>= 1)."""
+    return max(1, round(ENERGY_RADIUS_LR_PX * scale))
 
 
 def prefilter_frames(frames, strength):
@@ -115,7 +137,7 @@ def flickering_upscaler(scale=2, sharpen_range=(0.0, 1.5), grain=0.03, seed=0):
 
 
 # ------------------------------------------------------------------ the wrapper
-def _check_arguments(frames, scale, temporal_weight, chunk, estimator, flows):
+def _check_arguments(frames, scale, temporal_weight, keep_detail, max_gain, chunk, estimator, flows):
     validate_images(frames, "frames")
     if frames.shape[1] != 3:
         raise ValueError(f"frames must be RGB [T,3,h,w], got {frames.shape[1]} channels.")
@@ -123,6 +145,11 @@ def _check_arguments(frames, scale, temporal_weight, chunk, estimator, flows):
         raise ValueError(f"scale must be > 1, got {scale}.")
     if not 0.0 <= temporal_weight <= 1.0:
         raise ValueError(f"temporal_weight must be in [0, 1] (0 = per-frame result), got {temporal_weight}.")
+    if not 0.0 <= keep_detail <= 1.0:
+        raise ValueError(f"keep_detail must be in [0, 1] (0 = plain temporal average, 1 = full energy "
+                         f"restoration), got {keep_detail}.")
+    if not max_gain >= 1.0:
+        raise ValueError(f"max_gain must be >= 1 (1 = never amplify the fused detail), got {max_gain}.")
     if int(chunk) != chunk or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1 (frames per upscaler call), got {chunk!r}.")
     if frames.shape[0] > 1 and estimator is None and flows is None:
@@ -157,16 +184,62 @@ def _upscale_all(frames, upscale_fn, scale, chunk, device, report):
     return upscaled
 
 
-def _propagate(state, current_high, flow_lr, visibility_lr, temporal_weight):
-    """One recurrent step: warp the neighbour's HF state onto the current frame and blend.
+def local_energy(high, radius):
+    """Local detail energy: mean over channels of `high^2`, box-averaged over `(2*radius+1)^2` pixels.
 
-    state, current_high: `[1,3,H,W]`; flow_lr: `[1,2,h,w]` current -> neighbour (LR pixels);
-    visibility_lr: `[1,1,h,w]` in [0,1]. Returns `current + temporal_weight * vis * (warped - current)`.
+    high: `[N,C,H,W]`; radius: int >= 0 (edge pixels replicated). Returns `[N,1,H,W]` >= 0.
     """
-    size = current_high.shape[-2:]
-    warped, valid = backward_warp(state, resize_flow(flow_lr, size), padding="border")
+    energy = high.square().mean(1, keepdim=True)
+    size = 2 * radius + 1
+    padded = F.pad(energy, (radius, radius, radius, radius), mode="replicate") if radius else energy
+    return F.avg_pool2d(F.avg_pool2d(padded, (1, size), stride=1), (size, 1), stride=1)
+
+
+def detail_sub_bands(high, passes):
+    """Split a high band `[N,C,H,W]` once more with the same low-pass -> (coarser, finer), summing to it."""
+    return split_frequencies(high, passes=passes)
+
+
+def match_energy(high, target_energies, radius, passes, keep_detail=1.0, max_gain=MAX_GAIN_DEFAULT):
+    """Rescale each sub-band of `high` so its local energy approaches its target, never attenuating it.
+
+    high: `[N,C,H,W]`; target_energies: `[N,2,H,W]`, local energies (radius `radius`) of the coarser and
+    finer `detail_sub_bands(., passes)`. Per sub-band, gain = `sqrt(target / local_energy(band))`
+    clamped to `[1, max_gain]`. Returns `sum(band * (1 + keep_detail * (gain - 1)))`, `[N,C,H,W]`.
+    """
+    matched = torch.zeros_like(high)
+    for index, band in enumerate(detail_sub_bands(high, passes)):
+        target = target_energies[:, index:index + 1].clamp_min(0.0)
+        gain = (target / local_energy(band, radius).clamp_min(_ENERGY_FLOOR)).sqrt().clamp(1.0, max_gain)
+        matched += band * (1.0 + keep_detail * (gain - 1.0))
+    return matched
+
+
+def _detail_states(highs, radius, passes):
+    """`[n,3,H,W]` HF -> `[n,5,H,W]` states: the HF, then the local energies of its two sub-bands."""
+    energies = [local_energy(band, radius) for band in detail_sub_bands(highs, passes)]
+    return torch.cat((highs, *energies), dim=1)
+
+
+def _propagate(state, current, flow_lr, visibility_lr, temporal_weight):
+    """One recurrent step: warp the neighbour's state onto the current frame and blend.
+
+    state, current: `[1,5,H,W]` (HF + sub-band energies); flow_lr: `[1,2,h,w]` current -> neighbour
+    (LR pixels); visibility_lr: `[1,1,h,w]` in [0,1]. Returns `current + temporal_weight * vis * (warped - current)`.
+    """
+    size = current.shape[-2:]
+    warped, valid = backward_warp(state, resize_flow(flow_lr, size), padding="border", mode="bicubic")
     visibility = F.interpolate(visibility_lr, size=size, mode="bilinear", align_corners=False) * valid
-    return torch.lerp(current_high, warped, temporal_weight * visibility)
+    return torch.lerp(current, warped, temporal_weight * visibility)
+
+
+class _FusionSettings(NamedTuple):
+    """The per-call constants of the two passes (see `temporal_upscale`; radius from `energy_radius`)."""
+    passes: int
+    radius: int
+    temporal_weight: float
+    keep_detail: float
+    max_gain: float
 
 
 def _chunks(num_frames, chunk, reverse):
@@ -174,53 +247,58 @@ def _chunks(num_frames, chunk, reverse):
     return [(s, min(s + chunk, num_frames)) for s in (reversed(starts) if reverse else starts)]
 
 
-def _backward_pass(upscaled, flow_to_next, visibility, temporal_weight, passes, chunk, device, report):
-    """HF states propagated from the end of the clip: `b_t = lerp(hf_t, warp(b_{t+1}), w * vis)`.
+def _backward_pass(upscaled, flow_to_next, visibility, settings, chunk, device, report):
+    """States propagated from the end of the clip: `b_t = lerp(s_t, warp(b_{t+1}), w * vis)`.
 
     upscaled: `[T,3,H,W]`; flow_to_next: `[T-1,2,h,w]` LR flow `F_{t->t+1}`; visibility: `[T-1,1,h,w]`
-    of frame t in frame t+1. Returns the states `[T,3,H,W]` on the device of `upscaled`.
+    of frame t in frame t+1. Returns the states `[T,5,H,W]` (HF + sub-band energies) on the device of
+    `upscaled`.
     """
     num_frames = upscaled.shape[0]
-    states = torch.empty_like(upscaled)
+    states = upscaled.new_empty(num_frames, 5, *upscaled.shape[-2:])
     state = None
     for start, stop in _chunks(num_frames, chunk, reverse=True):
-        _, highs = split_frequencies(upscaled[start:stop].to(device), passes=passes)
+        _, highs = split_frequencies(upscaled[start:stop].to(device), passes=settings.passes)
+        currents = _detail_states(highs, settings.radius, settings.passes)
         for t in range(stop - 1, start - 1, -1):
-            high = highs[t - start:t - start + 1]
+            current = currents[t - start:t - start + 1]
             if state is not None:
-                high = _propagate(state, high, flow_to_next[t:t + 1].to(device),
-                                  visibility[t:t + 1].to(device), temporal_weight)
-            state = high
+                current = _propagate(state, current, flow_to_next[t:t + 1].to(device),
+                                     visibility[t:t + 1].to(device), settings.temporal_weight)
+            state = current
             states[t] = state[0].to(states)
         report(num_frames - start)
     return states
 
 
-def _forward_pass_and_fuse(upscaled, backward_states, flow_to_previous, visibility, temporal_weight, passes,
-                           chunk, device, report):
-    """Forward states `f_t = lerp(hf_t, warp(f_{t-1}), w * vis)`, fused as `LF_t + (b_t + f_t) / 2`.
+def _forward_pass_and_fuse(upscaled, backward_states, flow_to_previous, visibility, settings, chunk, device,
+                           report):
+    """Forward states `f_t = lerp(s_t, warp(f_{t-1}), w * vis)`; output `LF_t + match_energy((b_t + f_t) / 2)`.
 
     flow_to_previous: `[T-1,2,h,w]`, entry t-1 = LR flow `F_{t->t-1}`; visibility: `[T-1,1,h,w]` of
     frame t in frame t-1. Writes the fused frames, clamped to [0,1], over `upscaled` and returns it.
     """
     state = None
     for start, stop in _chunks(upscaled.shape[0], chunk, reverse=False):
-        lows, highs = split_frequencies(upscaled[start:stop].to(device), passes=passes)
+        lows, highs = split_frequencies(upscaled[start:stop].to(device), passes=settings.passes)
+        currents = _detail_states(highs, settings.radius, settings.passes)
         for t in range(start, stop):
-            high = highs[t - start:t - start + 1]
+            current = currents[t - start:t - start + 1]
             if state is not None:
-                high = _propagate(state, high, flow_to_previous[t - 1:t].to(device),
-                                  visibility[t - 1:t].to(device), temporal_weight)
-            state = high
-            fused_high = 0.5 * (state + backward_states[t:t + 1].to(device))
+                current = _propagate(state, current, flow_to_previous[t - 1:t].to(device),
+                                     visibility[t - 1:t].to(device), settings.temporal_weight)
+            state = current
+            fused = 0.5 * (state + backward_states[t:t + 1].to(device))
+            fused_high = match_energy(fused[:, :3], fused[:, 3:], settings.radius, settings.passes,
+                                      settings.keep_detail, settings.max_gain)
             upscaled[t] = (lows[t - start] + fused_high[0]).clamp(0.0, 1.0).to(upscaled)
         report(stop)
     return upscaled
 
 
 def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, prefilter=0.0,
-                     hf_passes=None, temporal_weight=0.8, visibility_alpha=2.0, chunk=8, device=None,
-                     progress=None):
+                     hf_passes=None, temporal_weight=0.8, keep_detail=KEEP_DETAIL_DEFAULT,
+                     max_gain=MAX_GAIN_DEFAULT, visibility_alpha=2.0, chunk=8, device=None, progress=None):
     """Upscale a clip with a per-frame upscaler and make its high-frequency detail temporally stable.
 
     Args:
@@ -232,6 +310,10 @@ def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, p
         prefilter: anti-alias blur strength of the LR frames in [0,1] (0 = off).
         hf_passes: binomial passes of the LF/HF split (None = `hf_passes_for_scale(scale)`).
         temporal_weight: blend weight of the propagated HF in [0,1] (0 = per-frame result).
+        keep_detail: strength in [0,1] of the energy step (0 = plain average of the propagated HF,
+            1 = fused HF rescaled to the temporally averaged local detail energy).
+        max_gain: largest amplitude gain of the energy step (>= 1; 1 = never amplify). Strong flicker
+            (bench: 4x, random sharpening + grain) needs gains near 2-3 to keep its amount of detail.
         visibility_alpha: sharpness of the soft visibility `exp(-alpha * eps)`, eps = forward-backward
             round-trip error in LR pixels. 2 tolerates the ~0.1-0.3 px round-trip error of estimated flow
             (the seeds' 10 suits exact flow: with estimated flow it switches most blending off) while
@@ -240,9 +322,10 @@ def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, p
         device: where upscaling, splitting and warping run (None = the device of `frames`).
         progress: `progress(done, total)` after every chunk of every stage; may raise to cancel.
     Returns:
-        `[T,3,H,W]` in [0,1] on the device of `frames`: `LF_t + (b_t + f_t) / 2`, see the module doc.
+        `[T,3,H,W]` in [0,1] on the device of `frames`: LF_t + the energy-matched mean of the two
+        directional HF states, see the module doc.
     """
-    _check_arguments(frames, scale, temporal_weight, chunk, estimator, flows)
+    _check_arguments(frames, scale, temporal_weight, keep_detail, max_gain, chunk, estimator, flows)
     num_frames = frames.shape[0]
     device = torch.device(device) if device is not None else frames.device
     passes = hf_passes or hf_passes_for_scale(scale)
@@ -259,9 +342,8 @@ def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, p
     forward, backward = flows.forward.to(frames), flows.backward.to(frames)
     visibility_next = soft_visibility(forward, backward, visibility_alpha)
     visibility_previous = soft_visibility(backward, forward, visibility_alpha)
-    backward_states = _backward_pass(upscaled, forward, visibility_next, temporal_weight, passes,
-                                     int(chunk), device,
+    settings = _FusionSettings(passes, energy_radius(scale), temporal_weight, keep_detail, max_gain)
+    backward_states = _backward_pass(upscaled, forward, visibility_next, settings, int(chunk), device,
                                      _stage_reporter(progress, flow_steps + num_frames, total))
-    return _forward_pass_and_fuse(upscaled, backward_states, backward, visibility_previous, temporal_weight,
-                                  passes, int(chunk), device,
-                                  _stage_reporter(progress, flow_steps + 2 * num_frames, total))
+    return _forward_pass_and_fuse(upscaled, backward_states, backward, visibility_previous, settings, int(chunk),
+                                  device, _stage_reporter(progress, flow_steps + 2 * num_frames, total))

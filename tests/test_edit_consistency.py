@@ -274,3 +274,28 @@ def test_lpips_loads_torchvision_alexnet_plus_lin_weights():
     assert LpipsDistance(model).map(a, b).shape == (2, 1, 48, 48)
     with pytest.raises(ValueError, match="lin layers"):
         lpips_from_state_dict(backbone)
+
+
+def test_frame_context_lets_a_per_pixel_mapper_undo_a_per_frame_offset():
+    """Codes = content + s_t * d with a different strength s_t per frame: fitting W + f(W) to the
+    content alone is only possible when f sees the frame (its mean code), not one pixel."""
+    from tame.models.edit.mapper import LatentMapper, refine_codes
+    gen = torch.Generator().manual_seed(0)
+    content = torch.randn(6, 4, 8, 8, generator=gen)
+    content = content - content.mean(dim=(2, 3), keepdim=True)
+    direction = torch.tensor([1.0, -0.5, 0.25, 0.75]).view(1, 4, 1, 1)
+    strengths = torch.linspace(-1.0, 1.0, 6).view(6, 1, 1, 1)
+    codes = content + strengths * direction
+    errors = {}
+    for context in (False, True):
+        mapper = LatentMapper(4, layers=3, frame_context=context, seed=0)
+        optimiser = torch.optim.Adam(mapper.parameters(), lr=1.0)
+        for _ in range(600):
+            refined, _ = refine_codes(mapper, codes, 1.0)
+            loss = (refined - content).square().mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        errors[context] = float(loss)
+    offset_energy = float((strengths * direction).square().mean())
+    assert errors[True] < 0.05 * offset_energy and errors[True] < errors[False] / 4

@@ -91,7 +91,53 @@ WORKFLOWS = {
          (3, 0, 5, "generator"), (1, 0, 5, "frames"), (3, 0, 6, "generator"), (5, 0, 6, "latent"),
          (1, 0, 6, "original"), (3, 0, 7, "generator"), (6, 0, 7, "latent"), (1, 0, 7, "original"),
          (6, 0, 8, "latent"), (7, 0, 8, "generator"), (8, 0, 9, "video"), (8, 0, 10, "images")]),
+    "vsr_upscale_video": (
+        "Upscale a video 4x with the shipped Tame VSR network (flow-guided propagation + anti-aliased U-Net "
+        "with temporal attention), then measure its temporal stability.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 12, "max_side": 160}),
+         (2, "TameLoadVSRModel", {}),
+         (3, "TameVideoUpscale", {}),
+         (4, "TameSaveVideo", {"filename_prefix": "tame/vsr_upscaled", "fps": 12.0}),
+         (5, "TameTemporalMetrics", {})],
+        [(1, 0, 3, "images"), (2, 0, 3, "vsr_model"), (3, 0, 4, "images"), (3, 0, 5, "video")]),
+    "vsr_upscale_video_file": (
+        "Upscale a video file 4x with the shipped Tame VSR network, streaming: frames are read, upscaled and "
+        "written chunk by chunk, so memory stays bounded by the chunk whatever the video's length.",
+        [(1, "TameLoadVSRModel", {}),
+         (2, "TameUpscaleVideoFile", {"video": "tame_sample.mp4", "filename_prefix": "tame/vsr_stream",
+                                      "max_frames": 12})],
+        [(1, 0, 2, "vsr_model")]),
+    "vsr_temporal_wrapper_resize": (
+        "Temporal wrapper around a built-in resize (runs headless): per-frame Lanczos upscaling, then the "
+        "high band is fused along the flow across frames while the low band stays the current frame's.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 16, "max_side": 160}),
+         (2, "TameTemporalUpscale", {"resize_mode": "lanczos", "scale": 2}),
+         (3, "TameSaveVideo", {"filename_prefix": "tame/wrapped_resize", "fps": 12.0}),
+         (4, "TameTemporalMetrics", {})],
+        [(1, 0, 2, "images"), (2, 0, 3, "images"), (2, 0, 4, "video")]),
+    "vsr_temporal_wrapper_model": (
+        "Temporal wrapper around any ComfyUI upscale model (ESRGAN, SwinIR, ...; runs in ComfyUI): the "
+        "model upscales every frame, the wrapper removes its frame-to-frame flicker along the optical flow. "
+        "Pick your model in Load Upscale Model.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 16, "max_side": 160}),
+         (2, "UpscaleModelLoader", {}),
+         (3, "TameLoadFlowModel", {}),
+         (4, "TameTemporalUpscale", {}),
+         (5, "TameSaveVideo", {"filename_prefix": "tame/wrapped_model", "fps": 12.0}),
+         (6, "TameTemporalMetrics", {})],
+        [(1, 0, 4, "images"), (2, 0, 4, "upscale_model"), (3, 0, 4, "flow_model"), (4, 0, 5, "images"),
+         (4, 0, 6, "video")]),
 }
+
+
+class UpscaleModelLoader:
+    """ComfyUI's core upscale-model loader as the editor saves it (widget `model_name`)."""
+    RETURN_TYPES = ("UPSCALE_MODEL",)
+    RETURN_NAMES = ("UPSCALE_MODEL",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model_name": (["RealESRGAN_x2.pth"],)}}
 
 
 class VAELoader:
@@ -104,7 +150,7 @@ class VAELoader:
         return {"required": {"vae_name": (["vae-ft-mse-840000-ema-pruned.safetensors"],)}}
 
 
-CORE_NODES = {"VAELoader": VAELoader}
+CORE_NODES = {"VAELoader": VAELoader, "UpscaleModelLoader": UpscaleModelLoader}
 
 
 def _inputs(cls):

@@ -35,9 +35,7 @@ import torch.nn.functional as F
 from skimage import data, io
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_wrapper import estimators, import_pack, photo  # noqa: E402
-
-import_pack()
+from bench_wrapper import estimators, photo  # noqa: E402  (importing it makes `import tame` work)
 from tame.kernels.metrics import psnr, referenced_warping_error, ssim, warping_error  # noqa: E402
 from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
 from tame.models.synthetic import procedural_texture, render_clip  # noqa: E402

@@ -6,6 +6,12 @@ run time, lr_mul = 0.01) and leaky ReLU (slope 0.2, gain sqrt(2)). The equalised
 makes the seed's Adam learning rates (0.05 / 0.005) sensible. The layers act on the channel axis of
 codes `[T,C,*]`: per latent vector for `[T,C]` codes, per latent pixel (1x1 convolutions) for
 `[T,C,h,w]` latents. The last layer is linear (no activation) so the residual can take either sign.
+
+Frame context (spatial latents only): a per-pixel f sees one latent pixel, while the seed's mapper
+sees a frame's whole code, so it cannot tell a per-frame change (an edit applied with a different
+strength in each frame) from picture content. With `frame_context`, every pixel's input is its code
+concatenated with the frame's mean code, which restores that per-frame view; f stays an MLP applied
+per latent pixel.
 """
 import math
 
@@ -36,20 +42,28 @@ class LatentMapper(nn.Module):
     """f: codes `[T,C,*]` -> residuals `[T,C,*]` (same shape).
 
     channels: C; hidden: width of the hidden layers (default max(C, 64)); layers: number of fully
-    connected layers (StyleCLIP uses 4); seed: weight initialisation (reproducible).
+    connected layers (StyleCLIP uses 4); frame_context: also feed each latent pixel its frame's mean
+    code (for `[T,C]` codes, whole-frame vectors, that adds nothing); seed: weight initialisation
+    (reproducible).
     """
 
-    def __init__(self, channels, hidden=None, layers=4, lr_mul=0.01, seed=0):
+    def __init__(self, channels, hidden=None, layers=4, lr_mul=0.01, frame_context=False, seed=0):
         super().__init__()
         if int(layers) < 1 or int(channels) < 1:
             raise ValueError(f"channels and layers must be >= 1, got channels={channels}, layers={layers}.")
         hidden = int(hidden or max(int(channels), 64))
         generator = torch.Generator().manual_seed(int(seed))
-        widths = [int(channels)] + [hidden] * (int(layers) - 1) + [int(channels)]
+        self.frame_context = bool(frame_context)
+        widths = [int(channels) * (2 if frame_context else 1)] + [hidden] * (int(layers) - 1) + [int(channels)]
         self.layers = nn.ModuleList(EqualLinear(a, b, lr_mul, generator) for a, b in zip(widths[:-1], widths[1:]))
 
     def forward(self, codes):
-        x = codes * torch.rsqrt(codes.square().mean(dim=1, keepdim=True) + 1e-8)
+        """codes `[T,C,*]` -> residuals `[T,C,*]`."""
+        x = codes
+        if self.frame_context:
+            context = codes.mean(dim=tuple(range(2, codes.dim())), keepdim=True) if codes.dim() > 2 else codes
+            x = torch.cat([codes, context.expand_as(codes)], dim=1)
+        x = x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + 1e-8)
         for index, layer in enumerate(self.layers):
             x = layer(x)
             if index < len(self.layers) - 1:

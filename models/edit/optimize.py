@@ -41,7 +41,8 @@ class ConsistencySettings:
     freeze_last: generator layers (in decode order) kept fixed in phase 2; None = 0 in-domain,
         30 % of the layers out-of-domain.
     grad_iterations: finest-level flow iterations differentiated (built-in estimator).
-    mapper_layers: fully connected layers of f. seed: makes the run reproducible.
+    mapper_layers: fully connected layers of f. frame_context: f also sees each frame's mean code
+        (mapper.py; lets a per-pixel f undo per-frame changes). seed: makes the run reproducible.
     """
     mode: str = IN_DOMAIN
     anchor: Optional[int] = None
@@ -59,6 +60,7 @@ class ConsistencySettings:
     freeze_last: Optional[int] = None
     grad_iterations: int = 1
     mapper_layers: int = 4
+    frame_context: bool = True
     seed: int = 0
 
     @classmethod
@@ -66,10 +68,11 @@ class ConsistencySettings:
         """Defaults for `mode`, then `overrides`.
 
         preset "seed": the seed's values (§4.2-4.3), tuned for ~150-frame clips, StyleGAN codes and
-        LPIPS. preset "fast": larger steps (phase-1 lr 1.0, alpha 0.5, phase-2 lr 3e-3, lambda_r 20)
-        for short clips (an epoch is only T-1 iterations) and the weight-free distance, whose linear
-        response to small differences makes lambda_r = 200 pin the generator; with the seed's values
-        an 8-frame clip barely changes.
+        LPIPS. preset "fast": larger steps (phase-1 lr 1.0, alpha 0.5, lambda_rf 0.05, phase-2 lr 3e-3,
+        lambda_r 20) for short clips (an epoch is only T-1 iterations) and the weight-free distance,
+        whose linear response to small differences makes lambda_r = 200 pin the generator; with the
+        seed's values an 8-frame clip barely changes. lambda_rf 0.05 is the measured edge: at 0.03 a
+        benchmark clip drifts towards flat frames (bench/edit/RESULTS.md).
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
@@ -80,7 +83,8 @@ class ConsistencySettings:
         if preset == "fast":
             # L_eps is monitored but not differentiated: through the built-in estimator its gradient
             # collapses short clips to flat frames (open item, see README status)
-            base = replace(base, phase1_lr=1.0, alpha=0.5, phase2_lr=3e-3, lambda_r=20.0, grad_iterations=0)
+            base = replace(base, phase1_lr=1.0, alpha=0.5, lambda_rf=0.05, phase2_lr=3e-3, lambda_r=20.0,
+                           grad_iterations=0)
         return replace(base, **overrides)
 
 
@@ -164,7 +168,8 @@ def report_progress(progress, done, total):
 
 def _phase1(generator, codes, pair_loss, settings, schedule, anchor, step):
     """Fit the mapper f (generator frozen) -> the mapper."""
-    mapper = LatentMapper(codes.shape[1], layers=settings.mapper_layers, seed=settings.seed).to(codes.device)
+    mapper = LatentMapper(codes.shape[1], layers=settings.mapper_layers, frame_context=settings.frame_context,
+                          seed=settings.seed).to(codes.device)
     generator.decoder.requires_grad_(False)
     optimiser = torch.optim.Adam(mapper.parameters(), lr=settings.phase1_lr)
     for other in schedule:
