@@ -21,11 +21,12 @@ from .optimize import decode_video, epoch_schedule, report_progress
 @dataclass
 class BlindSettings:
     """epochs: passes over the non-anchor frames (one pair per iteration); lr: Adam learning rate;
-    lambda_photo: weight of the photometric loss against fidelity; width, levels: U-Net size;
+    lambda_photo: weight of the photometric loss against fidelity (3: lower E_warp and higher fidelity
+    than 1 on bench/edit); width, levels: U-Net size;
     anchor: anchor frame (None = middle); seed: initialisation and pair order."""
     epochs: int = 30
     lr: float = 1e-3
-    lambda_photo: float = 1.0
+    lambda_photo: float = 3.0
     width: int = 32
     levels: int = 3
     anchor: Optional[int] = None
