@@ -3,7 +3,8 @@ temporal wrapper that makes any per-frame upscaler (ComfyUI UPSCALE_MODEL or a p
 import torch
 
 from ..kernels.frequency import blur_downsample, merge_frequencies, split_frequencies
-from ..models.temporal_upscale import KEEP_DETAIL_DEFAULT, RESIZE_UPSCALE_MODES, resize_upscaler, temporal_upscale
+from ..models.temporal_upscale import (FLOW_MIN_SIDE_DEFAULT, KEEP_DETAIL_DEFAULT, RESIZE_UPSCALE_MODES,
+                                      TEMPORAL_WEIGHT_DEFAULT, resize_upscaler, temporal_upscale)
 from . import host
 from .flow_nodes import builtin_estimator
 from .tensors import frames_to_image, image_to_frames
@@ -121,9 +122,10 @@ class TameTemporalUpscale:
             "scale": ("INT", {"default": 2, "min": 2, "max": 4,
                               "tooltip": "Factor of the built-in resize (an upscale_model brings its own)."}),
             "temporal_strength": ("FLOAT", {
-                "default": 0.8, "min": 0.0, "max": 1.0, "step": 0.05,
+                "default": TEMPORAL_WEIGHT_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
                 "tooltip": "Weight of the detail carried over from neighbouring frames: 0 = per-frame result, "
-                           "0.8 = strong smoothing of flicker; higher also averages more real detail."}),
+                           "0.9 = memory of about 10 frames, halves the flicker with estimated flow; lower it "
+                           "if fast or complex motion leaves ghosts of detail."}),
             "prefilter": ("FLOAT", {
                 "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
                 "tooltip": "Anti-alias blur of the input frames before upscaling (0 = off). 0.25-0.5 calms "
@@ -134,7 +136,9 @@ class TameTemporalUpscale:
             "upscale_model": ("UPSCALE_MODEL", {"tooltip": "Model from Load Upscale Model (ESRGAN, SwinIR, ...); "
                                                            "when absent the built-in resize is used."}),
             "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Flow estimator from Load Flow Model; default: "
-                                                          "built-in medium."}),
+                                                          "built-in medium. Frames under "
+                                                          f"{FLOW_MIN_SIDE_DEFAULT} px on the shorter side are "
+                                                          "enlarged for the flow estimation (more accurate)."}),
             "keep_detail": ("FLOAT", {
                 "default": KEEP_DETAIL_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
                 "tooltip": "How much of the upscaler's amount of detail to keep: averaging over frames removes the "

@@ -17,7 +17,8 @@ Columns:
   its jitter switched off (mean sharpening, no grain), relative to the per-frame result's projection:
   how much of the flicker-free detail survives (1 = all; the grain is uncorrelated with it).
 - ms/frame: wall time of the whole call per frame (upscaler included; flow estimation only in
-  "estimated flow" rows).
+  "estimated flow" rows, which estimate on LR frames enlarged to flow_min_side px like the defaults,
+  except the "at the LR size" row).
 - must-show (specs/vsr.md D): E_warp down >= 50%, PSNR at most 0.2 dB below the per-frame result, HF
   kept >= 0.8; "no (...)" names the criteria a row misses.
 """
@@ -41,8 +42,8 @@ from tame.kernels.metrics import psnr, warping_error  # noqa: E402
 from tame.kernels.warp import resize_flow  # noqa: E402
 from tame.models.flow.field import FlowSet  # noqa: E402
 from tame.models.synthetic import render_clip  # noqa: E402
-from tame.models.temporal_upscale import (flickering_upscaler, hf_passes_for_scale, resize_upscaler,  # noqa: E402
-                                          temporal_upscale)
+from tame.models.temporal_upscale import (FLOW_MIN_SIDE_DEFAULT, estimate_lr_flow, flickering_upscaler,  # noqa: E402
+                                          hf_passes_for_scale, resize_upscaler, temporal_upscale)
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # Flickering upscaler settings: per-frame unsharp amount range and grain sigma. Both have mean amount 0.75.
@@ -125,8 +126,11 @@ def variants(lr, lr_flows, upscale, scale, flow_estimators, device):
             lr, upscale, scale, flows=lr_flows, temporal_weight=0.5, device=device),
     }
     for name, estimator in flow_estimators.items():
-        runs[f"wrapped, {name} flow (estimated on LR)"] = (
+        runs[f"wrapped, {name} flow (estimated on LR, enlarged to {FLOW_MIN_SIDE_DEFAULT} px)"] = (
             lambda estimator=estimator: temporal_upscale(lr, upscale, scale, estimator, device=device))
+    if "built-in medium" in flow_estimators:
+        runs["wrapped, built-in medium flow at the LR size (flow_min_side 0)"] = lambda: temporal_upscale(
+            lr, upscale, scale, flow_estimators["built-in medium"], flow_min_side=0, device=device)
     return runs
 
 
@@ -173,11 +177,12 @@ def speed(args, flow_estimators, frames=16):
     if device.type == "cuda":
         lines.append(f"- peak GPU memory of the wrapped run: {torch.cuda.max_memory_allocated() / 2 ** 20:.0f} MiB "
                      f"(output-size buffers stay on the CPU).")
-    from tame.models.flow.estimate import estimate_video_flow
     for name, estimator in flow_estimators.items():
-        flow_seconds = best_time(lambda: estimate_video_flow(estimator, lr, bidirectional=True))
-        lines.append(f"- flow estimation on the 320x180 frames ({name}, both directions): "
-                     f"{1e3 * flow_seconds / frames:.1f} ms/frame.")
+        for min_side in (0, FLOW_MIN_SIDE_DEFAULT):
+            flow_seconds = best_time(lambda: estimate_lr_flow(estimator, lr, min_side))
+            where = f"enlarged to {FLOW_MIN_SIDE_DEFAULT} px (the default)" if min_side else "at 320x180"
+            lines.append(f"- flow estimation ({name}, both directions), frames {where}: "
+                         f"{1e3 * flow_seconds / frames:.1f} ms/frame.")
     return lines
 
 
@@ -194,7 +199,7 @@ def must_show_verdict(row, baseline):
 def wrapper_defaults():
     """The tuning defaults of `temporal_upscale`, as read from its signature."""
     parameters = inspect.signature(temporal_upscale).parameters
-    names = ("temporal_weight", "keep_detail", "max_gain", "prefilter", "visibility_alpha")
+    names = ("temporal_weight", "keep_detail", "max_gain", "prefilter", "visibility_alpha", "flow_min_side")
     return ", ".join(f"{name} {parameters[name].default:g}" for name in names)
 
 
