@@ -231,22 +231,24 @@ def test_inconsistent_flow_region_is_not_blended():
     frames, upscale = static_clip_with_known_detail(num_frames=2, size=16)
     forward = torch.zeros(1, 2, 16, 16)
     backward = forward.clone()
-    backward[:, 0, 4:12, 4:12] = 3.0
+    backward[:, 0, 4:12, 4:12] = 6.0
     result = temporal_upscale(frames, upscale, 2, flows=FlowSet(forward, backward), prefilter=0.0,
                               temporal_weight=0.8)
     per_frame = upscale(frames)
     inside, outside = (slice(None), slice(None), slice(14, 18), slice(14, 18)), (..., slice(0, 4), slice(0, 4))
-    assert torch.allclose(result[inside], per_frame[inside], atol=1e-3)  # weight 0.8 * exp(-2 * 3)
+    assert torch.allclose(result[inside], per_frame[inside], atol=1e-3)  # weight 0.8 * exp(-1 * 6) (default alpha 1)
     assert (result[outside] - per_frame[outside]).abs().max() > 0.01
 
 
 def test_pan_with_estimated_flow_cuts_flicker_and_keeps_detail():
-    """Integer-pixel pan (exact E_warp), flow from a phase-correlation estimator on the LR frames."""
+    """Integer-pixel pan (exact E_warp), flow from a phase-correlation estimator on the LR frames (at the LR
+    size, flow_min_side 0: phase correlation finds integer shifts, and the pan is integer only there)."""
     hr, flow_fw, flow_bw = translation_clip()
     lr = blur_downsample(hr, 2)
     upscale = flickering_upscaler(2)
     per_frame = upscale(lr)
-    wrapped = temporal_upscale(lr, upscale, 2, phase_correlation_estimator(), prefilter=0.0, chunk=3)
+    wrapped = temporal_upscale(lr, upscale, 2, phase_correlation_estimator(), prefilter=0.0, flow_min_side=0,
+                               chunk=3)
     steady = flickering_upscaler(2, sharpen_range=(0.75, 0.75), grain=0.0)(lr)
     e_per_frame, e_wrapped = warping_error(per_frame, flow_fw, flow_bw)[1], warping_error(wrapped, flow_fw, flow_bw)[1]
     assert e_wrapped < 0.3 * e_per_frame
