@@ -23,6 +23,7 @@ Peak memory is the peak resident set size (ru_maxrss) of a fresh subprocess that
 """
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -39,11 +40,14 @@ from bench_wrapper import estimators, photo  # noqa: E402  (importing it makes `
 from tame.kernels.metrics import psnr, referenced_warping_error, ssim, warping_error  # noqa: E402
 from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
 from tame.models.synthetic import procedural_texture, render_clip  # noqa: E402
-from tame.models.vsr import load_vsr_weights, read_vsr_metadata, upscale_video, upscale_video_stream  # noqa: E402
+from tame.models.video_file import VideoWriter  # noqa: E402
+from tame.models.vsr import (VSRModel, load_vsr_weights, read_vsr_metadata, upscale_video,  # noqa: E402
+                             upscale_video_stream)
 from tame.models.vsr.arch import bicubic_upscale  # noqa: E402
 from tame.models.vsr.data import FolderSource, degrade, lr_flow  # noqa: E402
 from tame.models.vsr.train import TrainConfig, super_resolve_clip, train  # noqa: E402
 from tame.nodes.host import load_state_dict  # noqa: E402
+from tame.nodes.vsr_model_nodes import TameUpscaleVideoFile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "weights" / "tame_vsr_x4.safetensors"
@@ -203,6 +207,26 @@ def current_rss_mb():
     return float("nan")
 
 
+def measured_run(run, frames):
+    """Call `run()` with the peak-RSS counter reset -> ms/frame over `frames`, peak and prior RSS (MB)."""
+    before = current_rss_mb()
+    reset_peak_rss()
+    started = time.perf_counter()
+    run()
+    seconds = time.perf_counter() - started
+    return {"frames": frames, "ms_per_frame": 1e3 * seconds / frames, "peak_rss_mb": peak_rss_mb(),
+            "rss_before_mb": before}
+
+
+def panning_chunks(count, chunk=16):
+    """`count` frames of STREAM_SIZE panning over a procedural texture, in chunks `[n,3,72,128]`."""
+    height, width = STREAM_SIZE
+    texture = procedural_texture(height + 64, width + 200, seed=5)
+    for start in range(0, count, chunk):
+        offsets = [(t // 4) % 64 for t in range(start, min(start + chunk, count))]
+        yield torch.stack([texture[:, o:o + height, o:o + width] for o in offsets])
+
+
 def child_speed(args):
     """Upscale `args.frames` frames of 320x180 (zero flow) twice; report the second run."""
     net = load_net(args.weights)
@@ -210,58 +234,28 @@ def child_speed(args):
     frames = torch.cat([torch.roll(lr, shifts=(t, 2 * t), dims=(-2, -1)) for t in range(args.frames)])
     estimator = FlowEstimator(ZeroFlow(), "zero")
     upscale_video(net, frames[:2], estimator)  # warm-up
-    before = current_rss_mb()
-    reset_peak_rss()
-    started = time.perf_counter()
-    upscale_video(net, frames, estimator, chunk_frames=10)
-    seconds = time.perf_counter() - started
-    return {"ms_per_frame": 1e3 * seconds / args.frames, "peak_rss_mb": peak_rss_mb(), "rss_before_mb": before}
+    return measured_run(lambda: upscale_video(net, frames, estimator, chunk_frames=10), args.frames)
 
 
 def child_stream(args):
     """Stream `args.frames` panning frames of 128x72 through upscale_video_stream, discarding the output."""
     net = load_net(args.weights)
-    height, width = STREAM_SIZE
-    texture = procedural_texture(height + 64, width + 200, seed=5)
-
-    def chunks():
-        for start in range(0, args.frames, 16):
-            offsets = [(t // 4) % 64 for t in range(start, min(start + 16, args.frames))]
-            yield torch.stack([texture[:, o:o + height, o:o + width] for o in offsets])
-
-    before = current_rss_mb()
-    reset_peak_rss()
-    started = time.perf_counter()
-    count = upscale_video_stream(net, chunks(), lambda frames: None, FlowEstimator(ZeroFlow(), "zero"))
-    seconds = time.perf_counter() - started
-    return {"frames": count, "ms_per_frame": 1e3 * seconds / count, "peak_rss_mb": peak_rss_mb(),
-            "rss_before_mb": before}
+    return measured_run(lambda: upscale_video_stream(net, panning_chunks(args.frames), lambda frames: None,
+                                                     FlowEstimator(ZeroFlow(), "zero")), args.frames)
 
 
 def child_stream_file(args):
     """The TameUpscaleVideoFile node on an MP4 of `args.frames` panning 128x72 frames (written first,
     outside the measured span), output MP4 in a temporary folder."""
-    import os
-    from tame.models.video_file import VideoWriter
-    from tame.models.vsr import VSRModel
-    from tame.nodes.vsr_model_nodes import TameUpscaleVideoFile
-    height, width = STREAM_SIZE
-    texture = procedural_texture(height + 64, width + 200, seed=5)
-    work = Path(tempfile.mkdtemp())
-    source = work / "source.mp4"
-    with VideoWriter(source, 24.0, "mp4", 95) as writer:
-        for start in range(0, args.frames, 16):
-            offsets = [(t // 4) % 64 for t in range(start, min(start + 16, args.frames))]
-            writer.write(torch.stack([texture[:, o:o + height, o:o + width] for o in offsets]).permute(0, 2, 3, 1))
-    os.environ["TAME_OUTPUT_DIR"] = str(work / "output")
     model = VSRModel(load_net(args.weights), "shipped")
-    before = current_rss_mb()
-    reset_peak_rss()
-    started = time.perf_counter()
-    TameUpscaleVideoFile().upscale(str(source), "stream", "mp4", model, "4", 10, 0, 0, 16, 0, 0, 85)
-    seconds = time.perf_counter() - started
-    return {"frames": args.frames, "ms_per_frame": 1e3 * seconds / args.frames, "peak_rss_mb": peak_rss_mb(),
-            "rss_before_mb": before}
+    with tempfile.TemporaryDirectory() as work:
+        source = Path(work) / "source.mp4"
+        with VideoWriter(source, 24.0, "mp4", 95) as writer:
+            for chunk in panning_chunks(args.frames):
+                writer.write(chunk.permute(0, 2, 3, 1))
+        os.environ["TAME_OUTPUT_DIR"] = str(Path(work) / "output")
+        return measured_run(lambda: TameUpscaleVideoFile().upscale(
+            str(source), "stream", "mp4", model, "4", 10, 0, 0, 16, 0, 0, 85), args.frames)
 
 
 def run_child(kind, weights, frames, threads):
@@ -285,19 +279,17 @@ def bench_speed(args, flow_estimators):
         estimate_video_flow(estimator, lr, bidirectional=True)
         lines.append(f"- flow on the 320x180 LR frames ({name}, both directions): "
                      f"{1e3 * (time.perf_counter() - started) / 3:.0f} ms per frame pair.")
-    lines += ["", "Streaming (upscale_video_stream, 128x72 -> 512x288, chunk 10, look-ahead 16, output discarded):", "",
-              "| frames | ms/frame | peak RSS during the run MB | RSS before the run MB |", "|---|---|---|---|"]
-    for frames in args.stream_lengths:
-        result = run_child("stream", args.weights, frames, args.threads)
-        lines.append(f"| {result['frames']} | {result['ms_per_frame']:.0f} | {result['peak_rss_mb']:.0f} | "
-                     f"{result['rss_before_mb']:.0f} |")
-    lines += ["", "The node TameUpscaleVideoFile on an MP4 of that many frames (decode + upscale + H.264 encode, "
-              "built-in flow; file written before the measured span):", "",
-              "| frames | ms/frame | peak RSS during the run MB | RSS before the run MB |", "|---|---|---|---|"]
-    for frames in args.stream_lengths:
-        result = run_child("stream-file", args.weights, frames, args.threads)
-        lines.append(f"| {result['frames']} | {result['ms_per_frame']:.0f} | {result['peak_rss_mb']:.0f} | "
-                     f"{result['rss_before_mb']:.0f} |")
+    for kind, title in (("stream", "Streaming (upscale_video_stream, 128x72 -> 512x288, chunk 10, look-ahead 16, "
+                                   "output discarded):"),
+                        ("stream-file", "The node TameUpscaleVideoFile on an MP4 of that many frames (decode + "
+                                        "upscale + H.264 encode, built-in flow; file written before the measured "
+                                        "span):")):
+        lines += ["", title, "", "| frames | ms/frame | peak RSS during the run MB | RSS before the run MB |",
+                  "|---|---|---|---|"]
+        for frames in args.stream_lengths:
+            result = run_child(kind, args.weights, frames, args.threads)
+            lines.append(f"| {result['frames']} | {result['ms_per_frame']:.0f} | {result['peak_rss_mb']:.0f} | "
+                         f"{result['rss_before_mb']:.0f} |")
     return lines
 
 
