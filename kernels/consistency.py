@@ -6,7 +6,8 @@ so `F_ab(p) + F_ba(q)` is ~0 where `p` is visible in both frames (specs/flow.md,
 import torch
 import torch.nn.functional as F
 
-from .warp import backward_warp, flow_magnitude, validate_flow
+from .checks import validate_flow
+from .warp import backward_warp, flow_magnitude
 
 
 def _round_trip(flow_ab, flow_ba):

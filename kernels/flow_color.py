@@ -8,7 +8,8 @@ import math
 
 import torch
 
-from .warp import flow_magnitude, validate_flow
+from .checks import validate_flow
+from .warp import flow_magnitude
 
 # Colour-wheel anchors (0..255) and the number of steps from each anchor to the next:
 # red->yellow 15, yellow->green 6, green->cyan 4, cyan->blue 11, blue->magenta 13, magenta->red 6.

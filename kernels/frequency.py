@@ -11,25 +11,11 @@ pixel i sits on high-resolution pixel `factor * i`; `lanczos_upsample` uses the 
 `F.interpolate(align_corners=False)` (input pixel i centred on output `(i + 0.5) * scale - 0.5`).
 """
 import torch
-import torch.nn.functional as F
 
-from .warp import validate_images
+from .checks import validate_images
+from .filters import binomial_taps, separable_blur
 
 DOWNSAMPLE_FACTORS = (2, 4, 8)
-
-
-def binomial_kernel(taps=5, dtype=torch.float32, device=None):
-    """1-D binomial filter with `taps` coefficients (row `taps-1` of Pascal's triangle), summing to 1.
-
-    taps = 5 gives `[1,4,6,4,1]/16`; the 2-D filter is its outer product with itself. Returns `[taps]`.
-    """
-    if int(taps) != taps or taps < 2:
-        raise ValueError(f"taps must be an integer >= 2, got {taps!r}.")
-    coefficients = torch.ones(1, dtype=torch.float64)
-    for _ in range(int(taps) - 1):
-        coefficients = torch.cat((coefficients, coefficients.new_zeros(1))) + \
-            torch.cat((coefficients.new_zeros(1), coefficients))
-    return (coefficients / coefficients.sum()).to(dtype=dtype, device=device)
 
 
 def _check_frequency_args(x, taps, passes):
@@ -55,13 +41,9 @@ def lowpass(x, taps=5, passes=1):
     _check_frequency_args(x, taps, passes)
     if int(taps) % 2 == 0:
         raise ValueError(f"taps must be odd so the filter does not shift the image, got {taps}.")
-    kernel = binomial_kernel(taps, x.dtype, x.device)
-    channels, radius = x.shape[1], (int(taps) - 1) // 2
-    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    kernel = binomial_taps(taps, x.dtype, x.device)
     for _ in range(int(passes)):
-        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), horizontal, groups=channels)
-        x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), vertical, groups=channels)
+        x = separable_blur(x, kernel)
     return x
 
 

@@ -4,10 +4,11 @@ Frames are `[T,C,H,W]` floats (RGB in [0,1] unless stated); flows follow specs/f
 (`flow_fw[t] = F_{t->t+1}`, `flow_bw[t] = F_{t+1->t}`, both `[T-1,2,H,W]` in pixels).
 """
 import torch
-import torch.nn.functional as F
 
+from .checks import validate_flow, validate_image_pair, validate_images
 from .consistency import occlusion_mask
-from .warp import backward_warp, validate_flow, validate_images
+from .filters import gaussian_taps, separable_blur
+from .warp import backward_warp
 
 SSIM_SIGMA = 1.5
 SSIM_RADIUS = 5  # 11 taps: int(3.5 * sigma + 0.5), as in Wang et al. 2004 and skimage
@@ -17,38 +18,15 @@ _SSIM_CHUNK = 4
 _HISTOGRAM_CHUNK_PIXELS = 1 << 24
 
 
-def _check_pair(a, b):
-    validate_images(a, "a")
-    validate_images(b, "b")
-    if a.shape != b.shape:
-        raise ValueError(f"a {tuple(a.shape)} and b {tuple(b.shape)} must have the same shape.")
-
-
 def psnr(a, b, max_val=1.0):
     """Peak signal-to-noise ratio per frame -> `[N]` in dB (inf for identical frames).
 
     Args:
         a, b: `[N,C,H,W]`; max_val: the value range (1.0 for images in [0,1]).
     """
-    _check_pair(a, b)
+    validate_image_pair(a, b)
     mse = (a - b).square().flatten(1).mean(1)
     return 10.0 * torch.log10(max_val ** 2 / mse)
-
-
-def _gaussian_taps(dtype, device):
-    offsets = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=dtype, device=device)
-    taps = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
-    return taps / taps.sum()
-
-
-def _gaussian_filter_valid(maps):
-    """11x11 Gaussian (sigma 1.5) of `[M,1,H,W]` without padding -> `[M,1,H-10,W-10]`."""
-    count = maps.shape[0]
-    taps = _gaussian_taps(maps.dtype, maps.device)
-    planes = maps.reshape(1, count, *maps.shape[-2:])  # depthwise conv: much faster than a batch of 1-channel convs
-    planes = F.conv2d(planes, taps.view(1, 1, 1, -1).expand(count, 1, 1, -1), groups=count)
-    planes = F.conv2d(planes, taps.view(1, 1, -1, 1).expand(count, 1, -1, 1), groups=count)
-    return planes.reshape(count, 1, *planes.shape[-2:])
 
 
 def ssim(a, b, max_val=1.0):
@@ -61,26 +39,31 @@ def ssim(a, b, max_val=1.0):
     Args:
         a, b: `[N,C,H,W]` with H, W >= 11; max_val: the value range.
     """
-    _check_pair(a, b)
+    validate_image_pair(a, b)
     h, w = a.shape[-2:]
     if min(h, w) < 2 * SSIM_RADIUS + 1:
         raise ValueError(f"SSIM needs frames of at least {2 * SSIM_RADIUS + 1}x{2 * SSIM_RADIUS + 1} px, "
                          f"got {h}x{w}.")
-    return torch.cat([_ssim_frames(a[start:start + _SSIM_CHUNK], b[start:start + _SSIM_CHUNK], max_val)
+    # chunks bound the memory of the moment maps
+    return torch.cat([ssim_map(a[start:start + _SSIM_CHUNK], b[start:start + _SSIM_CHUNK], max_val).flatten(1).mean(1)
                       for start in range(0, a.shape[0], _SSIM_CHUNK)])
 
 
-def _ssim_frames(a, b, max_val):
-    """SSIM of a few frame pairs `[n,C,H,W]` -> `[n]` (chunks bound the memory of the moment maps)."""
-    n, c, h, w = a.shape
+def ssim_map(a, b, max_val=1.0, padding="valid"):
+    """Per-pixel, per-channel SSIM of `[N,C,H,W]` pairs -> `[N,C,H',W']`.
+
+    Gaussian window 11x11, sigma 1.5; population (co)variances; K1 = 0.01, K2 = 0.03.
+    padding: "valid" (only windows inside the frame: H' = H - 10, as skimage's mean) or "reflect"
+    (same size, mirrored borders, for per-pixel losses).
+    """
     work = torch.promote_types(a.dtype, torch.float32)
-    x, y = a.to(work).reshape(n * c, 1, h, w), b.to(work).reshape(n * c, 1, h, w)
-    moments = _gaussian_filter_valid(torch.cat((x, y, x * x, y * y, x * y)))
+    taps = gaussian_taps(SSIM_SIGMA, SSIM_RADIUS, work, a.device)
+    x, y = a.to(work), b.to(work)
+    moments = separable_blur(torch.cat((x, y, x * x, y * y, x * y)), taps, padding)
     mu_x, mu_y, xx, yy, xy = moments.chunk(5)
     var_x, var_y, cov = xx - mu_x * mu_x, yy - mu_y * mu_y, xy - mu_x * mu_y
     c1, c2 = (SSIM_K1 * max_val) ** 2, (SSIM_K2 * max_val) ** 2
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
-    return ssim_map.reshape(n, -1).mean(1)
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
 
 
 def _check_video_flows(frames, flow_fw, flow_bw):

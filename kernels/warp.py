@@ -7,6 +7,8 @@ Pixel centres sit at integer coordinates, so the frame spans `[0, W-1] x [0, H-1
 import torch
 import torch.nn.functional as F
 
+from .checks import validate_flow, validate_images
+
 PADDING_MODES = ("zeros", "border", "reflection")
 SAMPLING_MODES = ("bilinear", "bicubic", "nearest")
 RESIZE_MODES = ("bilinear", "bicubic", "nearest", "area")
@@ -14,28 +16,6 @@ RESIZE_MODES = ("bilinear", "bicubic", "nearest", "area")
 # Samples this close outside the frame (in pixels) still count as valid: absorbs float rounding of
 # coordinates that land exactly on the border (e.g. after composing or resizing flows).
 _EDGE_TOLERANCE_PX = 1e-3
-
-
-def validate_flow(flow, name="flow"):
-    """Raise ValueError unless `flow` is a floating tensor `[N,2,H,W]`."""
-    if not isinstance(flow, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [N,2,H,W], got {type(flow).__name__}.")
-    if flow.dim() != 4 or flow.shape[1] != 2:
-        raise ValueError(f"{name} must have shape [N,2,H,W] (x and y displacement in pixels), "
-                         f"got {tuple(flow.shape)}.")
-    if not flow.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {flow.dtype}.")
-
-
-def validate_images(images, name="image"):
-    """Raise ValueError unless `images` is a floating tensor `[N,C,H,W]`."""
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [N,C,H,W], got {type(images).__name__}.")
-    if images.dim() != 4:
-        raise ValueError(f"{name} must have shape [N,C,H,W], got {tuple(images.shape)}.")
-    if not images.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {images.dtype}; "
-                         f"convert it with .float() first.")
 
 
 def pixel_grid(h, w, device=None, dtype=torch.float32):

@@ -7,14 +7,15 @@ import torch
 
 from ..models.edit.autoencoder import SHIPPED_WEIGHTS, autoencoder_from_state_dict
 from ..models.edit.blind import BlindSettings, blind_consistency
-from ..models.edit.generator import AutoencoderGenerator, ComfyVAEGenerator, Generator
+from ..models.edit.generator import AutoencoderGenerator, Generator
 from ..models.edit.jitter import colour_shift, jittered_edit, latent_direction
 from ..models.edit.losses import perceptual_distance
-from ..models.edit.optimize import (MODES, PRESETS, ConsistencySettings, decode_video, finetune_generator,
-                                    refine_latents)
+from ..models.edit.optimize import MODES, PRESETS, ConsistencySettings, decode_video, finetune_generator, refine_latents
 from ..models.edit.optimize import anchor_frame as resolved_anchor
 from ..models.edit.pasteback import paste_back
+from ..models.io.weights import load_state_dict
 from . import host
+from .comfy_objects import VAEGenerator
 from .flow_nodes import builtin_estimator
 from .tensors import frames_to_image, image_to_frames, mask_to_batch
 
@@ -33,22 +34,6 @@ PRESET_TOOLTIP = ("fast: large steps for short clips and the weight-free distanc
                   "paper's values, meant for ~150-frame clips; an epoch is only frames-1 iterations, so on "
                   "a short clip they barely change anything.")
 SEED_OPTIONS = {"default": 0, "min": 0, "max": 2 ** 31 - 1}
-
-
-class VAEGenerator(ComfyVAEGenerator):
-    """A ComfyUI VAE as generator that also encodes, with the VAE's own `encode` (comfy not imported).
-
-    encode: frames `[T,3,H,W]` in [0,1] -> `vae.encode(pixels [T,H,W,3])` latents `[T,C,h,w]`.
-    """
-
-    def __init__(self, vae, device=None):
-        super().__init__(vae, device)
-        if not callable(getattr(vae, "encode", None)):
-            raise ValueError("vae has no encode function; connect the VAE output of a checkpoint or VAE loader.")
-        self.vae = vae
-
-    def encode(self, frames):
-        return self.vae.encode(frames.permute(0, 2, 3, 1)).float()
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -113,7 +98,7 @@ def _distance():
         return perceptual_distance(None)
     weights = {}
     for name in names:
-        weights.update(host.load_state_dict(host.model_path("lpips", name)))
+        weights.update(load_state_dict(host.model_path("lpips", name)))
     return perceptual_distance(weights, host.compute_device())
 
 
@@ -207,7 +192,7 @@ class TameLoadGenerator:
                 f"The built-in autoencoder weights '{SHIPPED_AUTOENCODER.name}' are missing from "
                 f"{SHIPPED_AUTOENCODER.parent}. Reinstall or update Tame, or choose 'ComfyUI VAE'.")
         with torch.inference_mode(False):
-            autoencoder = autoencoder_from_state_dict(host.load_state_dict(SHIPPED_AUTOENCODER)).to(device)
+            autoencoder = autoencoder_from_state_dict(load_state_dict(SHIPPED_AUTOENCODER)).to(device)
         return (AutoencoderGenerator(autoencoder, device),)
 
 

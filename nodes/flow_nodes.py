@@ -1,4 +1,4 @@
-"""Flow toolkit nodes: estimate, warp, consistency masks, visualise, convert, save/load, metrics."""
+"""Flow toolkit nodes: estimate, warp, consistency masks, visualise, convert, save/load."""
 from pathlib import Path
 
 import torch
@@ -6,16 +6,14 @@ import torch
 from ..kernels.consistency import dilate_mask, occlusion_mask, soft_visibility
 from ..kernels.flow_color import flow_to_color
 from ..kernels.warp import backward_warp, resize_flow
-from ..kernels.xt_slice import xt_slice
 from ..models.flow.builtin import BuiltinFlow
 from ..models.flow.checkpoints import build_from_state_dict
 from ..models.flow.estimate import FlowEstimator, estimate_video_flow
 from ..models.flow.field import FlowSet
-from ..models.flow import files
-from ..models.temporal_metrics import format_report, plot_report, temporal_metrics
+from ..models.io import flow_files
+from ..models.io.weights import load_state_dict
 from . import host
-from .tensors import (batch_to_mask, check_flow_matches, frames_to_image, image_to_frames,
-                      mask_to_batch)
+from .tensors import batch_to_mask, check_flow_matches, frames_to_image, image_to_frames, mask_to_batch
 
 BUILTIN = "built-in (no weights)"
 QUALITIES = ["fast", "medium", "high"]
@@ -53,7 +51,7 @@ class TameLoadFlowModel:
         if model == BUILTIN:
             return (builtin_estimator(quality),)
         path = host.model_path("flow", model)
-        module, kind = build_from_state_dict(host.load_state_dict(path))
+        module, kind = build_from_state_dict(load_state_dict(path))
         kwargs = {"num_iters": raft_iterations} if kind.startswith("raft") else {}
         return (FlowEstimator(module, f"{kind} ({Path(model).name})", host.compute_device(),
                               forward_kwargs=kwargs),)
@@ -263,7 +261,7 @@ class TameFlowConvert:
 
 class TameSaveFlow:
     DESCRIPTION = ("Save a TAME_FLOW to the output folder: one .safetensors file (all pairs, both "
-                   "directions, pair indices) or a folder of Middlebury .flo files.")
+                   "directions, pair indices) or a folder of Middlebury .flo flow_files.")
     CATEGORY = CATEGORY
     FUNCTION = "save"
     OUTPUT_NODE = True
@@ -283,14 +281,14 @@ class TameSaveFlow:
     def save(self, flow, filename_prefix, format):
         target, _ = host.numbered_output_path(filename_prefix, ".safetensors" if format == "safetensors" else "")
         if format == "safetensors":
-            files.save_flowset(target, flow)
+            flow_files.save_flowset(target, flow)
         else:
-            files.save_flo_sequence(target, flow)
+            flow_files.save_flo_sequence(target, flow)
         return {"ui": {"text": [str(target)]}, "result": (str(target),)}
 
 
 class TameLoadFlow:
-    DESCRIPTION = "Load a flow saved by Save Flow (.safetensors), a .flo file, or a folder of .flo files."
+    DESCRIPTION = "Load a flow saved by Save Flow (.safetensors), a .flo file, or a folder of .flo flow_files."
     CATEGORY = CATEGORY
     FUNCTION = "load"
     RETURN_TYPES = ("TAME_FLOW",)
@@ -309,44 +307,13 @@ class TameLoadFlow:
         if resolved.is_dir() or resolved.suffix.lower() == ".flo":
             if not resolved.exists():
                 raise FileNotFoundError(f"Flow file '{path}' does not exist (looked at {resolved}).")
-            return (files.load_flo_sequence(resolved),)
-        return (files.load_flowset(host.resolve_input_file(path)),)
-
-
-class TameTemporalMetrics:
-    DESCRIPTION = ("Temporal quality of a video: warping error E_warp (flow estimated on the video itself), "
-                   "colour similarity over time S(t); with a reference video also RWE, PSNR and SSIM. "
-                   "Outputs a text report, plots and an x-t slice image.")
-    CATEGORY = "Tame/metrics"
-    FUNCTION = "measure"
-    RETURN_TYPES = ("STRING", "IMAGE", "IMAGE")
-    RETURN_NAMES = ("report", "plot", "xt_slice")
-    OUTPUT_NODE = True
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "video": ("IMAGE", {"tooltip": "The video to measure (at least 2 frames)."}),
-        }, "optional": {
-            "reference": ("IMAGE", {"tooltip": "Ground-truth video of the same length and size (enables RWE, PSNR, SSIM)."}),
-            "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Estimator for E_warp/RWE; default: built-in medium."}),
-        }}
-
-    def measure(self, video, reference=None, flow_model=None):
-        frames = image_to_frames(video, "video", min_frames=2)
-        reference_frames = None if reference is None else image_to_frames(reference, "reference")
-        result = temporal_metrics(frames, flow_model or builtin_estimator(), reference_frames,
-                                  progress=host.progress(frames.shape[0], "temporal metrics"))
-        report = format_report(result)
-        plot = plot_report(result)[None]
-        slice_image = xt_slice(frames)[None]
-        return {"ui": {"text": [report]},
-                "result": (report, frames_to_image(plot), frames_to_image(slice_image))}
+            return (flow_files.load_flo_sequence(resolved),)
+        return (flow_files.load_flowset(host.resolve_input_file(path)),)
 
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
     TameLoadFlowModel, TameEstimateFlow, TameWarp, TameFlowConsistency, TameVisualizeFlow,
-    TameFlowConvert, TameSaveFlow, TameLoadFlow, TameTemporalMetrics)}
+    TameFlowConvert, TameSaveFlow, TameLoadFlow)}
 NODE_DISPLAY_NAME_MAPPINGS = {
     "TameLoadFlowModel": "Load Flow Model (Tame)",
     "TameEstimateFlow": "Estimate Flow (Tame)",
@@ -356,5 +323,4 @@ NODE_DISPLAY_NAME_MAPPINGS = {
     "TameFlowConvert": "Convert Flow (Tame)",
     "TameSaveFlow": "Save Flow (Tame)",
     "TameLoadFlow": "Load Flow (Tame)",
-    "TameTemporalMetrics": "Temporal Metrics (Tame)",
 }

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 try:  # ComfyUI present
-    import folder_paths
     import comfy.model_management as _mm
     import comfy.utils as _cu
+    import folder_paths
 except ImportError:  # headless: tests, command line
     folder_paths = None
     _mm = None
@@ -170,26 +170,6 @@ def resolve_input_file(name):
 
 
 # ---------------------------------------------------------------- weights
-def load_state_dict(path):
-    """Load a state dict on the CPU: safetensors, or a pickle checkpoint with `weights_only=True`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"Weight file {path.name} not found in {path.parent}.")
-    suffix = path.suffix.lower()
-    if suffix in SAFE_SUFFIXES:
-        from safetensors.torch import load_file
-        return load_file(str(path), device="cpu")
-    if suffix in PICKLE_SUFFIXES:
-        try:
-            return torch.load(str(path), map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises UnpicklingError and others for unsafe files
-            raise ValueError(
-                f"{path.name} could not be loaded safely (weights_only=True): {err}. Convert it to "
-                f".safetensors with `tame convert-weights {path.name}`.") from err
-    raise ValueError(
-        f"{path.name}: unsupported weight format '{suffix}'. Use .safetensors (preferred) or .pth/.pt.")
-
-
 
 def numbered_output_path(filename_prefix, extension):
     """(path, subfolder) of `<prefix>_NNNNN<extension>` in the output folder, NNNNN one past the

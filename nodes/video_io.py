@@ -1,9 +1,7 @@
 """Video file nodes: load a frame range into an IMAGE batch, save an IMAGE batch as a video."""
-import re
-from pathlib import Path
 
+from ..models.io.video import FORMATS, check_frames, read_frames, write_video
 from . import host
-from ..models import video_file
 
 FORMAT_EXTENSIONS = {"mp4": ".mp4", "webm": ".webm", "png": ""}
 
@@ -55,7 +53,7 @@ class TameLoadVideo:
                 f"No video given. Type an absolute path or the name of a file in the input folder "
                 f"{host.input_dir()}.")
         path = host.resolve_input_file(video.strip())
-        frames, fps = video_file.read_frames(
+        frames, fps = read_frames(
             path, start=start_frame, count=frame_count, stride=stride, max_side=max_side,
             progress=host.progress(frame_count or 1, "Loading video"))
         return frames, fps, frames.shape[0]
@@ -79,7 +77,7 @@ class TameSaveVideo:
                 "default": "tame/video",
                 "tooltip": "Name of the output inside the output folder; may contain subfolders "
                            "(tame/video -> output/tame/video_00001.mp4)."}),
-            "format": (list(video_file.FORMATS), {
+            "format": (list(FORMATS), {
                 "default": "mp4",
                 "tooltip": "mp4: H.264, plays everywhere. webm: VP9, smaller files for the web. png: "
                            "lossless numbered images in a folder (no frame rate stored)."}),
@@ -97,9 +95,9 @@ class TameSaveVideo:
         if format not in FORMAT_EXTENSIONS:
             raise ValueError(f"format must be one of {', '.join(FORMAT_EXTENSIONS)}, got {format!r}.")
         images = images.clamp(0, 1)  # upscalers overshoot slightly; ComfyUI's SaveImage clips too
-        video_file.check_frames(images)
+        check_frames(images)
         target, subfolder = host.numbered_output_path(filename_prefix, FORMAT_EXTENSIONS[format])
-        video_file.write_video(target, images, fps, format, quality,
+        write_video(target, images, fps, format, quality,
                                progress=host.progress(images.shape[0], "Saving video"))
         return {"ui": {"images": _preview_entries(target, subfolder, format),
                        "animated": (format != "png",)},

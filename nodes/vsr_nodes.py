@@ -1,113 +1,83 @@
-"""Video super-resolution building blocks: anti-aliased downsampling, frequency split/merge, and the
-temporal wrapper that makes any per-frame upscaler (ComfyUI UPSCALE_MODEL or a plain resize) steady."""
-import torch
+"""Video super-resolution network nodes: load TameVSRNet weights, upscale an IMAGE batch, and upscale a
+video file in a stream (memory bounded by the chunk, not the video)."""
+import math
+from pathlib import Path
 
-from ..kernels.frequency import blur_downsample, merge_frequencies, split_frequencies
-from ..models.temporal_upscale import (FLOW_MIN_SIDE_DEFAULT, KEEP_DETAIL_DEFAULT, RESIZE_UPSCALE_MODES,
-                                      TEMPORAL_WEIGHT_DEFAULT, resize_upscaler, temporal_upscale)
+from ..models.io.video import FORMATS, VideoWriter, iter_frame_chunks, probe
+from ..models.io.weights import load_state_dict, read_safetensors_metadata
+from ..models.vsr import VSRModel, check_scale, load_vsr_weights, upscale_video, upscale_video_stream
+from ..models.vsr.inference import DEFAULT_CHUNK_FRAMES, DEFAULT_LOOKAHEAD_FRAMES, DEFAULT_TILE_OVERLAP
 from . import host
 from .flow_nodes import builtin_estimator
 from .tensors import frames_to_image, image_to_frames
+from .video_io import FORMAT_EXTENSIONS, _preview_entries
 
 CATEGORY = "Tame/upscale"
-# IMAGE values must lie in [0,1]; the high band (roughly -0.5..0.5) is stored shifted by this much.
-HIGH_OFFSET = 0.5
+SHIPPED = "shipped default (4x)"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "models" / "weights" / "tame_vsr_x4.safetensors"
+SCALES = ["4", "2", "8"]
 
 
-class TameAntiAliasDownsample:
-    DESCRIPTION = ("Anti-aliased downsampling (BlurPool): binomial [1,4,6,4,1]/16 blur, then keep every 2nd "
-                   "pixel, repeated for 4x and 8x. Fine patterns fade to their average instead of turning "
-                   "into moire. Each halving keeps pixels 0, 2, 4, ... (a side of n px becomes ceil(n/2)).")
+def _common_inputs():
+    """Inputs shared by both upscale nodes."""
+    return {
+        "vsr_model": ("TAME_VSR_MODEL", {"tooltip": "Network from Load VSR Model."}),
+        "scale": (SCALES, {"default": "4", "tooltip": "Upscaling factor; must match the loaded weights."}),
+        "chunk_frames": ("INT", {
+            "default": DEFAULT_CHUNK_FRAMES, "min": 1, "max": 256,
+            "tooltip": "Frames the U-Net processes together (its temporal layers see one chunk). Larger "
+                       "uses more memory; flow-guided propagation links the chunks."}),
+        "tile_size": ("INT", {
+            "default": 0, "min": 0, "max": 8192, "step": 8,
+            "tooltip": f"Side of the spatial tiles of the high-resolution layers, in input pixels "
+                       f"(0 = whole frames, else at least {2 * DEFAULT_TILE_OVERLAP}). Saves GPU memory; "
+                       f"the result is the same."}),
+        "seed": ("INT", {"default": 0, "min": 0, "max": 2 ** 32 - 1,
+                         "tooltip": "Seed of the network's noise layers (weights trained with noise only)."}),
+    }
+
+
+def _flow_input():
+    return {"flow_model": ("TAME_FLOW_MODEL", {
+        "tooltip": "Optical flow on the input frames, which aligns neighbours; default: built-in medium."})}
+
+
+class TameLoadVSRModel:
+    DESCRIPTION = ("Load the Tame video super-resolution network (flow-guided propagation, anti-aliased "
+                   "U-Net with temporal attention): the weights shipped with the pack (4x), or a "
+                   ".safetensors file from models/tame/vsr written by the Tame VSR training command.")
     CATEGORY = CATEGORY
-    FUNCTION = "downsample"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
+    FUNCTION = "load"
+    RETURN_TYPES = ("TAME_VSR_MODEL",)
+    RETURN_NAMES = ("vsr_model",)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "image": ("IMAGE", {"tooltip": "Images or video frames to shrink."}),
-            "factor": (["2", "4", "8"], {"default": "2", "tooltip": "Downsampling factor per side."}),
+            "model": ([SHIPPED] + host.list_models("vsr"), {
+                "tooltip": "The shipped 4x weights, or your own from models/tame/vsr (their scale and "
+                           "settings are stored in the file)."}),
         }}
 
-    def downsample(self, image, factor):
-        return (frames_to_image(blur_downsample(image_to_frames(image, "image"), int(factor))),)
+    def load(self, model):
+        if model == SHIPPED:
+            path = SHIPPED_WEIGHTS
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"The shipped VSR weights '{path.name}' are missing from {path.parent}. Reinstall "
+                    f"Tame, or train weights with the Tame VSR training command, put them into "
+                    f"models/tame/vsr and choose them here.")
+        else:
+            path = host.model_path("vsr", model)
+        net = load_vsr_weights(load_state_dict(path), read_safetensors_metadata(path))
+        return (VSRModel(net.to(host.compute_device()), path.name),)
 
 
-class TameSplitFrequencies:
-    DESCRIPTION = ("Split images into a low band (binomial blur) and the high band = image - low. IMAGE values "
-                   "must stay in [0,1], so the high band is output shifted by +0.5 (0.5 = no detail); values "
-                   "beyond +-0.5 are clipped. Merge Frequencies undoes the shift.")
-    CATEGORY = CATEGORY
-    FUNCTION = "split"
-    RETURN_TYPES = ("IMAGE", "IMAGE")
-    RETURN_NAMES = ("low", "high")
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "image": ("IMAGE", {"tooltip": "Images or video frames to split."}),
-            "passes": ("INT", {"default": 1, "min": 1, "max": 64,
-                               "tooltip": "Blur passes of the low band: p passes = Gaussian-like blur of "
-                                          "variance p px^2, so more passes move more detail into high."}),
-        }}
-
-    def split(self, image, passes):
-        low, high = split_frequencies(image_to_frames(image, "image"), passes=passes)
-        return (frames_to_image(low), frames_to_image(high + HIGH_OFFSET))
-
-
-class TameMergeFrequencies:
-    DESCRIPTION = ("Recombine a low band and a +0.5-shifted high band from Split Frequencies: "
-                   "image = low + (high - 0.5), clipped to [0,1].")
-    CATEGORY = CATEGORY
-    FUNCTION = "merge"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "low": ("IMAGE", {"tooltip": "Low band (from Split Frequencies, possibly edited)."}),
-            "high": ("IMAGE", {"tooltip": "High band stored with the +0.5 offset (0.5 = no detail)."}),
-        }}
-
-    def merge(self, low, high):
-        low_frames, high_frames = image_to_frames(low, "low"), image_to_frames(high, "high")
-        if low_frames.shape != high_frames.shape:
-            raise ValueError(f"low {tuple(low.shape)} and high {tuple(high.shape)} must have the same frame "
-                             f"count and size; split them from the same images.")
-        return (frames_to_image(merge_frequencies(low_frames, high_frames - HIGH_OFFSET)),)
-
-
-def model_upscaler(upscale_model, device):
-    """`upscale_fn` and scale from ComfyUI's UPSCALE_MODEL (a spandrel ImageModelDescriptor): called on
-    `[n,3,h,w]` in [0,1] as ComfyUI's Upscale Image (using Model) does, output clamped to [0,1]."""
-    module = getattr(upscale_model, "model", None)
-    scale = getattr(upscale_model, "scale", None)
-    if module is None or not isinstance(scale, (int, float)):
-        raise ValueError(f"upscale_model must be an UPSCALE_MODEL from Load Upscale Model (with .model and "
-                         f".scale), got {type(upscale_model).__name__}.")
-    if scale <= 1:
-        raise ValueError(f"the upscale model has scale {scale}; the temporal wrapper needs an enlarging model "
-                         f"(2x, 4x, ...). Use the model directly for 1x restoration.")
-    call = upscale_model if callable(upscale_model) else module
-    parameter = next(module.parameters(), None) if isinstance(module, torch.nn.Module) else None
-    dtype = parameter.dtype if parameter is not None else torch.float32  # spandrel wants the model's dtype
-
-    def upscale(images):
-        with torch.no_grad():
-            return call(images.to(device, dtype)).float().clamp(0.0, 1.0)
-
-    return upscale, scale
-
-
-class TameTemporalUpscale:
-    DESCRIPTION = ("Upscale a video with any image upscaler (an UPSCALE_MODEL, or a plain resize) and remove "
-                   "the flicker of its invented detail: each upscaled frame is split into a low band (kept) "
-                   "and a high band, which is propagated along optical flow backward and forward through "
-                   "the clip and averaged where the flow is reliable (occluded pixels keep their own detail); "
-                   "the averaged detail is then rescaled to the per-frame amount of detail (keep_detail).")
+class TameVideoUpscale:
+    DESCRIPTION = ("Upscale a video (IMAGE batch, at least 2 frames) 2x/4x/8x with the Tame VSR network: "
+                   "optical flow aligns neighbouring frames, features propagate through the whole clip, "
+                   "then the U-Net runs chunk by chunk. Temporally steady detail instead of per-frame "
+                   "flicker.")
     CATEGORY = CATEGORY
     FUNCTION = "upscale"
     RETURN_TYPES = ("IMAGE",)
@@ -115,72 +85,77 @@ class TameTemporalUpscale:
 
     @classmethod
     def INPUT_TYPES(cls):
+        return {"required": {"images": ("IMAGE", {"tooltip": "The low-resolution frames, in order."}),
+                             **_common_inputs()},
+                "optional": _flow_input()}
+
+    def upscale(self, images, vsr_model, scale, chunk_frames, tile_size, seed, flow_model=None):
+        check_scale(vsr_model.scale, int(scale))
+        frames = image_to_frames(images, min_frames=2)
+        chunks = math.ceil(frames.shape[0] / chunk_frames)
+        upscaled = upscale_video(vsr_model.net, frames, flow_model or builtin_estimator(), chunk_frames,
+                                 tile_size, progress=host.progress(3 * chunks, "Video upscale"), seed=seed)
+        return (frames_to_image(upscaled),)
+
+
+class TameUpscaleVideoFile:
+    DESCRIPTION = ("Upscale a video file with the Tame VSR network without loading it whole: frames are "
+                   "read, upscaled and written chunk by chunk (memory bounded by a chunk plus the "
+                   "look-ahead), into the output folder as MP4, WebM or PNG frames. Outputs the path.")
+    CATEGORY = CATEGORY
+    FUNCTION = "upscale"
+    OUTPUT_NODE = True
+    RETURN_TYPES = ("STRING",)
+    RETURN_NAMES = ("path",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
         return {"required": {
-            "images": ("IMAGE", {"tooltip": "The low-resolution video as an IMAGE batch (frames in order)."}),
-            "resize_mode": (list(RESIZE_UPSCALE_MODES), {
-                "default": "bicubic", "tooltip": "Built-in resize used when no upscale_model is connected."}),
-            "scale": ("INT", {"default": 2, "min": 2, "max": 4,
-                              "tooltip": "Factor of the built-in resize (an upscale_model brings its own)."}),
-            "temporal_strength": ("FLOAT", {
-                "default": TEMPORAL_WEIGHT_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "Weight of the detail carried over from neighbouring frames: 0 = per-frame result, "
-                           "0.9 = memory of about 10 frames, halves the flicker with estimated flow; lower it "
-                           "if fast or complex motion leaves ghosts of detail."}),
-            "prefilter": ("FLOAT", {
-                "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "Anti-alias blur of the input frames before upscaling (0 = off). 0.25-0.5 calms "
-                           "jaggies and moire of aliased sources; costs sharpness on clean ones."}),
-            "chunk_frames": ("INT", {"default": 8, "min": 1, "max": 1024,
-                                     "tooltip": "Frames per upscaler call; lower it if the GPU runs out of memory."}),
-        }, "optional": {
-            "upscale_model": ("UPSCALE_MODEL", {"tooltip": "Model from Load Upscale Model (ESRGAN, SwinIR, ...); "
-                                                           "when absent the built-in resize is used."}),
-            "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Flow estimator from Load Flow Model; default: "
-                                                          "built-in medium. Frames under "
-                                                          f"{FLOW_MIN_SIDE_DEFAULT} px on the shorter side are "
-                                                          "enlarged for the flow estimation (more accurate)."}),
-            "keep_detail": ("FLOAT", {
-                "default": KEEP_DETAIL_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "How much of the upscaler's amount of detail to keep: averaging over frames removes the "
-                           "flicker but also thins the detail; 1 = rescale the stable detail back to the "
-                           "average per-frame detail energy (gain at most 3x), 0 = plain average (softer)."}),
-        }}
+            "video": ("STRING", {"default": "", "tooltip": "Absolute path of the video file, or a file "
+                                                           "name inside ComfyUI's input folder."}),
+            "filename_prefix": ("STRING", {"default": "tame/upscaled",
+                                           "tooltip": "Name inside the output folder; a counter is appended."}),
+            "format": (list(FORMATS), {
+                "default": "mp4", "tooltip": "mp4: H.264. webm: VP9. png: lossless numbered frames."}),
+            **_common_inputs(),
+            "lookahead_frames": ("INT", {
+                "default": DEFAULT_LOOKAHEAD_FRAMES, "min": 0, "max": 256,
+                "tooltip": "Frames past each chunk that the backward propagation reads first. More is "
+                           "closer to processing the whole video at once and holds more frames in memory."}),
+            "start_frame": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
+                                    "tooltip": "First frame to upscale; 0 is the first frame of the file."}),
+            "max_frames": ("INT", {"default": 0, "min": 0, "max": 10_000_000,
+                                   "tooltip": "Most frames to upscale; 0 goes to the end of the file."}),
+            "quality": ("INT", {"default": 85, "min": 0, "max": 100,
+                                "tooltip": "Encoding quality, 0 = smallest file, 100 = best (ignored for png)."}),
+        }, "optional": _flow_input()}
 
-    def upscale(self, images, resize_mode, scale, temporal_strength, prefilter, chunk_frames,
-                upscale_model=None, flow_model=None, keep_detail=KEEP_DETAIL_DEFAULT):
-        frames = image_to_frames(images)
-        device = host.compute_device()
-        if upscale_model is None:
-            upscale_fn = resize_upscaler(resize_mode, scale)
-            return (frames_to_image(self._run(frames, upscale_fn, scale, temporal_strength, prefilter,
-                                              chunk_frames, device, flow_model, keep_detail)),)
-        upscale_fn, model_scale = model_upscaler(upscale_model, device)
-        mover = upscale_model if hasattr(upscale_model, "to") else upscale_model.model
-        mover.to(device)
-        try:
-            result = self._run(frames, upscale_fn, model_scale, temporal_strength, prefilter, chunk_frames,
-                               device, flow_model, keep_detail)
-        finally:
-            mover.to("cpu")
-            host.free_device_cache()
-        return (frames_to_image(result),)
-
-    @staticmethod
-    def _run(frames, upscale_fn, scale, temporal_strength, prefilter, chunk_frames, device, flow_model, keep_detail):
-        estimator = None
-        if frames.shape[0] > 1:
-            estimator = flow_model or builtin_estimator()
-        return temporal_upscale(frames, upscale_fn, scale, estimator, prefilter=prefilter,
-                                temporal_weight=temporal_strength, keep_detail=keep_detail, chunk=chunk_frames,
-                                device=device,
-                                progress=host.progress(1, "temporal upscale"))
+    def upscale(self, video, filename_prefix, format, vsr_model, scale, chunk_frames, tile_size, seed,
+                lookahead_frames, start_frame, max_frames, quality, flow_model=None):
+        check_scale(vsr_model.scale, int(scale))
+        if not video.strip():
+            raise ValueError(f"No video given. Type an absolute path or the name of a file in the input "
+                             f"folder {host.input_dir()}.")
+        path = host.resolve_input_file(video.strip())
+        chunks = iter_frame_chunks(path, chunk_frames, start=start_frame, count=max_frames)
+        info = probe(path)
+        available = info.frame_count - start_frame
+        total = min(max_frames, available) if max_frames else available
+        target, subfolder = host.numbered_output_path(filename_prefix, FORMAT_EXTENSIONS[format])
+        with VideoWriter(target, info.fps, format, quality) as writer:
+            upscale_video_stream(
+                vsr_model.net, read_chunks=(chunk.permute(0, 3, 1, 2) for chunk in chunks),
+                write=lambda upscaled: writer.write(upscaled.permute(0, 2, 3, 1)),
+                estimator=flow_model or builtin_estimator(), chunk_frames=chunk_frames,
+                lookahead_frames=lookahead_frames, tile=tile_size, seed=seed, total_frames=total,
+                progress=host.progress(total, "Upscale video file"))
+        return {"ui": {"images": _preview_entries(target, subfolder, format), "animated": (format != "png",)},
+                "result": (str(target),)}
 
 
-NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (
-    TameAntiAliasDownsample, TameSplitFrequencies, TameMergeFrequencies, TameTemporalUpscale)}
+NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (TameLoadVSRModel, TameVideoUpscale, TameUpscaleVideoFile)}
 NODE_DISPLAY_NAME_MAPPINGS = {
-    "TameAntiAliasDownsample": "Anti-Alias Downsample (Tame)",
-    "TameSplitFrequencies": "Split Frequencies (Tame)",
-    "TameMergeFrequencies": "Merge Frequencies (Tame)",
-    "TameTemporalUpscale": "Temporal Upscale (Tame)",
+    "TameLoadVSRModel": "Load VSR Model (Tame)",
+    "TameVideoUpscale": "Video Upscale (Tame VSR)",
+    "TameUpscaleVideoFile": "Upscale Video File (Tame VSR)",
 }

@@ -7,13 +7,14 @@ a margin of about 1.5 dB, so retraining with the recipe passes but a broken or u
 import pytest
 import torch
 
+from tame.headless import cli
 from tame.kernels.metrics import psnr
+from tame.models.data.scenes import render_clip
+from tame.models.data.textures import procedural_texture
 from tame.models.edit.autoencoder import SHIPPED_WEIGHTS, TameAutoencoder, load_autoencoder
-from tame.models.edit.train_autoencoder import (load_image_folder, reconstruction_psnr, save_autoencoder,
-                                                train_autoencoder)
-from tame.models.synthetic import procedural_texture, render_clip
-from tame.models.video_file import write_video
-from tame.nodes import cli
+from tame.models.edit.train_autoencoder import reconstruction_psnr, save_autoencoder, train_autoencoder
+from tame.models.io.images import load_image_folder
+from tame.models.io.video import write_video
 
 MAX_BYTES = 10 * 1024 * 1024
 TEXTURE_PSNR_BOUND = 27.2  # measured: 28.73 dB

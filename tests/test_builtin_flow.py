@@ -3,8 +3,10 @@ import pytest
 import torch
 
 from tame.kernels.warp import backward_warp
+from tame.models.data.scenes import render_clip
+from tame.models.data.textures import procedural_texture
 from tame.models.flow.builtin import PRESETS, BuiltinFlow, level_sizes, variational_refinement
-from tame.models.synthetic import procedural_texture, render_clip, render_pair
+from tame.tests.support.scenes import render_pair
 
 
 @pytest.fixture(autouse=True, scope="module")

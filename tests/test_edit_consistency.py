@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from tame.kernels.metrics import psnr, warping_error
+from tame.models.data.scenes import render_clip
 from tame.models.edit.autoencoder import TameAutoencoder, autoencoder_from_state_dict, load_autoencoder
-from tame.models.edit.blind import BlindSettings, blind_consistency, dvp_baseline
+from tame.models.edit.blind import BlindSettings, blind_consistency
 from tame.models.edit.generator import AutoencoderGenerator, ComfyVAEGenerator
 from tame.models.edit.jitter import colour_shift, jittered_edit, latent_direction
 from tame.models.edit.losses import flow_consistency_loss, local_code, pair_flows
@@ -17,7 +18,7 @@ from tame.models.edit.lpips import LPIPS, LpipsDistance, lpips_from_state_dict
 from tame.models.edit.optimize import ConsistencySettings, decode_video, make_consistent
 from tame.models.edit.pasteback import feather_mask, paste_back
 from tame.models.flow.builtin import BuiltinFlow
-from tame.models.synthetic import render_clip
+from tame.tests.support.peers import dvp_baseline
 
 SIZE = 48
 

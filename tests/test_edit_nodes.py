@@ -5,14 +5,21 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from tame.models.data.scenes import render_clip
 from tame.models.edit.autoencoder import TameAutoencoder
 from tame.models.edit.generator import AutoencoderGenerator
 from tame.models.edit.lpips import LPIPS
-from tame.models.synthetic import render_clip
 from tame.nodes import edit_nodes
-from tame.nodes.edit_nodes import (TameBlindConsistency, TameDecodeFrames, TameEncodeFrames,
-                                   TameGeneratorFinetune, TameJitteredLatentEdit, TameLatentMLPRefine,
-                                   TameLoadGenerator, TamePasteBack)
+from tame.nodes.edit_nodes import (
+    TameBlindConsistency,
+    TameDecodeFrames,
+    TameEncodeFrames,
+    TameGeneratorFinetune,
+    TameJitteredLatentEdit,
+    TameLatentMLPRefine,
+    TameLoadGenerator,
+    TamePasteBack,
+)
 
 SIZE = 32
 COUNT = 4

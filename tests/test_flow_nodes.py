@@ -2,12 +2,20 @@
 import pytest
 import torch
 
+from tame.models.data.scenes import render_clip
 from tame.models.flow.field import FlowSet
-from tame.models.flow.files import read_flo, write_flo
-from tame.models.synthetic import render_clip
-from tame.nodes.flow_nodes import (DIRECTIONS, TameEstimateFlow, TameFlowConsistency, TameFlowConvert,
-                                   TameLoadFlow, TameSaveFlow, TameTemporalMetrics, TameVisualizeFlow,
-                                   TameWarp)
+from tame.models.io.flow_files import read_flo, write_flo
+from tame.nodes.flow_nodes import (
+    DIRECTIONS,
+    TameEstimateFlow,
+    TameFlowConsistency,
+    TameFlowConvert,
+    TameLoadFlow,
+    TameSaveFlow,
+    TameVisualizeFlow,
+    TameWarp,
+)
+from tame.nodes.metrics_nodes import TameTemporalMetrics
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,15 @@ import pytest
 import torch
 from PIL import Image
 
-from tame.kernels.frequency import (binomial_kernel, blur_downsample, lanczos_matrix, lanczos_upsample,
-                                    lowpass, merge_frequencies, split_frequencies)
+from tame.kernels.frequency import (
+    binomial_taps,
+    blur_downsample,
+    lanczos_matrix,
+    lanczos_upsample,
+    lowpass,
+    merge_frequencies,
+    split_frequencies,
+)
 
 
 def checkerboard(h=16, w=16):
@@ -15,9 +22,9 @@ def checkerboard(h=16, w=16):
     return ((-1.0) ** (ys + xs)).float().view(1, 1, h, w)
 
 
-def test_binomial_kernel_is_pascal_row():
-    assert torch.equal(binomial_kernel(5), torch.tensor([1.0, 4, 6, 4, 1]) / 16)
-    assert torch.allclose(binomial_kernel(3, torch.float64), torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64))
+def test_binomial_taps_is_pascal_row():
+    assert torch.equal(binomial_taps(5), torch.tensor([1.0, 4, 6, 4, 1]) / 16)
+    assert torch.allclose(binomial_taps(3, torch.float64), torch.tensor([0.25, 0.5, 0.25], dtype=torch.float64))
 
 
 @pytest.mark.parametrize("omega", [0.0, 0.4, 1.1, 2.0, math.pi])

@@ -4,8 +4,7 @@ import math
 import pytest
 import torch
 
-from tame.kernels.consistency import (dilate_mask, forward_backward_error, occlusion_mask,
-                                      soft_visibility)
+from tame.kernels.consistency import dilate_mask, forward_backward_error, occlusion_mask, soft_visibility
 
 H, W = 32, 40
 

@@ -6,8 +6,14 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from tame.kernels.metrics import (color_histogram, color_similarity_curve, psnr, referenced_warping_error,
-                                  ssim, warping_error)
+from tame.kernels.metrics import (
+    color_histogram,
+    color_similarity_curve,
+    psnr,
+    referenced_warping_error,
+    ssim,
+    warping_error,
+)
 
 H, W = 32, 40
 

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from tame.tests.flow_fixture_recipe import layout_from_json, recipe_checksums, recipe_state_dict
 from tame.models.flow.checkpoints import build_from_state_dict, convert_to_safetensors, detect_flow_network
 from tame.models.flow.raft import raft_large, raft_small
 from tame.models.flow.spynet import SpyNet
+from tame.tests.flow_fixture_recipe import layout_from_json, recipe_checksums, recipe_state_dict
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FACTORIES = {"raft_large": raft_large, "raft_small": raft_small, "spynet_basicsr": SpyNet}

@@ -4,7 +4,7 @@ import inspect
 import pytest
 
 import tame
-from tame.nodes import cli
+from tame.headless import cli
 
 NODE_IDS = list(tame.NODE_CLASS_MAPPINGS)
 CORE_TYPES = {"IMAGE", "MASK", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "UPSCALE_MODEL", "VAE",

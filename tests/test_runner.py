@@ -10,9 +10,16 @@ import pytest
 import torch
 
 import tame.nodes
-from tame.nodes import cli, host
-from tame.nodes.runner import (NodeExecutionError, WorkflowError, load_workflow, run_prompt,
-                               types_match, validate_prompt)
+from tame.headless import cli
+from tame.headless.runner import (
+    NodeExecutionError,
+    WorkflowError,
+    load_workflow,
+    run_prompt,
+    types_match,
+    validate_prompt,
+)
+from tame.nodes import host
 
 CALLS = []
 

@@ -5,9 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tame.models.synthetic import (Blob, ConvexPolygon, SceneLayer, SyntheticClip, make_demo_video,
-                                   maps_from_motion, procedural_texture, render_clip, render_layers,
-                                   render_pair, similarity_motion)
+from tame.models.data.layers import Blob, ConvexPolygon, SceneLayer, SyntheticClip, render_layers
+from tame.models.data.motion import maps_from_motion, similarity_motion
+from tame.models.data.scenes import make_demo_video, render_clip
+from tame.models.data.textures import procedural_texture
+from tame.tests.support.scenes import render_pair
 
 
 def _warp(images, flow):

@@ -7,16 +7,24 @@ from skimage import data
 
 from tame.kernels.frequency import blur_downsample, split_frequencies
 from tame.kernels.metrics import psnr, warping_error
+from tame.kernels.warp import backward_warp
+from tame.models.data.scenes import render_clip
+from tame.models.flow.builtin import BuiltinFlow
 from tame.models.flow.estimate import FlowEstimator
 from tame.models.flow.field import FlowSet
-from tame.models.synthetic import render_clip
-from tame.kernels.warp import backward_warp
-from tame.models.flow.builtin import BuiltinFlow
-from tame.models.temporal_upscale import (detail_sub_bands, energy_radius, estimate_lr_flow, flickering_upscaler,
-                                          hf_passes_for_scale, local_energy, match_energy, resize_upscaler,
-                                          temporal_upscale)
-from tame.nodes.vsr_nodes import (HIGH_OFFSET, TameAntiAliasDownsample, TameMergeFrequencies,
-                                  TameSplitFrequencies, TameTemporalUpscale)
+from tame.models.vsr.wrapper import (
+    detail_sub_bands,
+    energy_radius,
+    estimate_lr_flow,
+    hf_passes_for_scale,
+    local_energy,
+    match_energy,
+    resize_upscaler,
+    temporal_upscale,
+)
+from tame.nodes.frequency_nodes import HIGH_OFFSET, TameAntiAliasDownsample, TameMergeFrequencies, TameSplitFrequencies
+from tame.nodes.upscale_wrapper_nodes import TameTemporalUpscale
+from tame.tests.support.peers import flickering_upscaler
 
 
 def astronaut(size=200):

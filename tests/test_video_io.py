@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from tame.models import video_file
-from tame.models.video_file import VideoWriter, iter_frame_chunks, probe, read_frames, write_video
+from tame.models.io import video as video_file
+from tame.models.io.video import VideoWriter, iter_frame_chunks, probe, read_frames, write_video
 from tame.nodes import video_io
 
 T, H, W, FPS = 12, 48, 64, 30

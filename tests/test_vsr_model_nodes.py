@@ -5,10 +5,10 @@ import pytest
 import torch
 from torch import nn
 
-from tame.models import video_file
 from tame.models.flow.estimate import FlowEstimator
+from tame.models.io import video as video_file
 from tame.models.vsr import TameVSRNet, save_vsr_weights, upscale_video
-from tame.nodes import vsr_model_nodes as nodes
+from tame.nodes import vsr_nodes as nodes
 
 
 class ZeroFlow(nn.Module):

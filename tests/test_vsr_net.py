@@ -6,11 +6,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from tame.models.flow.estimate import FlowEstimator
-from tame.models.vsr import (TameVSRNet, load_vsr_weights, read_vsr_metadata, save_vsr_weights,
-                             upscale_video, upscale_video_stream)
+from tame.models.io.weights import load_state_dict, read_safetensors_metadata
+from tame.models.vsr import TameVSRNet, load_vsr_weights, save_vsr_weights, upscale_video, upscale_video_stream
 from tame.models.vsr.arch import FeaturePropagation
 from tame.models.vsr.blocks import Downsample
-from tame.nodes import host
 
 HEIGHT, WIDTH = 19, 26  # odd and not a multiple of 8: exercises the internal padding
 
@@ -307,23 +306,23 @@ def test_a_single_frame_or_non_rgb_input_is_refused():
 def test_weights_round_trip_and_scale_check(tmp_path):
     net = perturb(tiny_net(scale=4, use_noise=True))
     path = save_vsr_weights(net, tmp_path / "vsr.safetensors", metadata={"trained_on": "test clips"})
-    metadata = read_vsr_metadata(path)
+    metadata = read_safetensors_metadata(path)
     assert metadata["trained_on"] == "test clips"
-    loaded = load_vsr_weights(host.load_state_dict(path), metadata, scale=4)
+    loaded = load_vsr_weights(load_state_dict(path), metadata, scale=4)
     assert loaded.config == net.config
     frames = video(3)
     assert torch.equal(run_clip(loaded, frames), run_clip(net, frames))
 
     half = save_vsr_weights(net, tmp_path / "half.safetensors", dtype=torch.float16)
     assert half.stat().st_size < 0.6 * path.stat().st_size
-    from_half = load_vsr_weights(host.load_state_dict(half), read_vsr_metadata(half))
+    from_half = load_vsr_weights(load_state_dict(half), read_safetensors_metadata(half))
     assert torch.allclose(run_clip(from_half, frames), run_clip(net, frames), atol=2e-3)
 
     with pytest.raises(ValueError, match="(?i)these weights are 4x; choose scale 4 or load 2x weights"):
-        load_vsr_weights(host.load_state_dict(path), metadata, scale=2)
+        load_vsr_weights(load_state_dict(path), metadata, scale=2)
     with pytest.raises(ValueError, match="no Tame VSR configuration"):
-        load_vsr_weights(host.load_state_dict(path), {})
-    state = host.load_state_dict(path)
+        load_vsr_weights(load_state_dict(path), {})
+    state = load_state_dict(path)
     state.pop(next(iter(state)))
     with pytest.raises(ValueError, match="do not match"):
         load_vsr_weights(state, metadata)

@@ -7,17 +7,27 @@ import pytest
 import torch
 from torch import nn
 
+from tame.headless import cli
 from tame.kernels.metrics import warping_error
+from tame.models.data.degradations import degrade, lr_flow
+from tame.models.data.scenes import render_clip
+from tame.models.data.vsr_sources import (
+    ClipPool,
+    FolderSource,
+    HRClip,
+    ProceduralSource,
+    flip_horizontal,
+    flip_vertical,
+    reverse_time,
+    transpose,
+)
 from tame.models.flow.estimate import FlowEstimator
-from tame.models.synthetic import render_clip
-from tame.models.video_file import write_video
-from tame.models.vsr import TameVSRNet, load_vsr_weights, read_vsr_metadata
-from tame.models.vsr.data import (ClipPool, FolderSource, HRClip, ProceduralSource, degrade, flip_horizontal,
-                                  flip_vertical, lr_flow, reverse_time, transpose)
-from tame.models.vsr.train import (STATE_FILE, TrainConfig, ValidationClip, load_training_state,
-                                   temporal_change_loss, train, validation_report)
-from tame.nodes import cli
-from tame.nodes.host import load_state_dict
+from tame.models.io.video import write_video
+from tame.models.io.weights import load_state_dict, read_safetensors_metadata
+from tame.models.vsr import TameVSRNet, load_vsr_weights
+from tame.models.vsr.checkpoint import STATE_FILE, load_training_state
+from tame.models.vsr.loop import TrainConfig, ValidationClip, train, validation_report
+from tame.models.vsr.losses import temporal_change_loss
 
 TINY_NET = {"channels": 8, "unet_multipliers": (1, 1, 2), "head_channels": 8}
 
@@ -180,8 +190,8 @@ def test_cli_trains_checkpoints_and_resumes(tmp_path, capsys):
     first = load_training_state(state_path)
     assert first["step"] == 2 and first["optimizer"]["state"]  # Adam moments are saved
     weights = tmp_path / "run" / "vsr_x4.safetensors"
-    net = load_vsr_weights(load_state_dict(weights), read_vsr_metadata(weights))
-    assert net.config["channels"] == 8 and read_vsr_metadata(weights)["training_steps"] == "2"
+    net = load_vsr_weights(load_state_dict(weights), read_safetensors_metadata(weights))
+    assert net.config["channels"] == 8 and read_safetensors_metadata(weights)["training_steps"] == "2"
     assert torch.equal(net.state_dict()["extract.0.weight"], first["net"]["extract.0.weight"])
 
     assert run_cli(tmp_path, "--steps", "3", "--resume") == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tame import NODE_CLASS_MAPPINGS
-from tame.nodes.runner import load_workflow, validate_prompt
+from tame.headless.runner import load_workflow, validate_prompt
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
 

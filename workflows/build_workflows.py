@@ -209,6 +209,7 @@ def build(name, description, nodes, links, mappings):
 def main():
     sys.path.insert(0, str(HERE.parent / "tests"))
     import conftest  # noqa: F401  (makes `import tame` work from a checkout)
+
     from tame import NODE_CLASS_MAPPINGS
     for name, (description, nodes, links) in WORKFLOWS.items():
         graph = build(name, description, nodes, links, {**CORE_NODES, **NODE_CLASS_MAPPINGS})

@@ -38,16 +38,18 @@ from skimage import data
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 import conftest  # noqa: E402,F401  (makes `import tame` work from a checkout)
+
 from tame.kernels.consistency import occlusion_mask  # noqa: E402
 from tame.kernels.metrics import psnr, ssim, warping_error  # noqa: E402
 from tame.kernels.warp import backward_warp  # noqa: E402
+from tame.models.data.scenes import render_clip  # noqa: E402
 from tame.models.edit.autoencoder import SHIPPED_WEIGHTS, load_autoencoder  # noqa: E402
-from tame.models.edit.blind import BlindSettings, blind_consistency, dvp_baseline  # noqa: E402
+from tame.models.edit.blind import BlindSettings, blind_consistency  # noqa: E402
 from tame.models.edit.generator import AutoencoderGenerator  # noqa: E402
 from tame.models.edit.jitter import colour_shift, jittered_edit, latent_direction  # noqa: E402
 from tame.models.edit.optimize import ConsistencySettings, decode_video, make_consistent  # noqa: E402
 from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
-from tame.models.synthetic import render_clip  # noqa: E402
+from tame.tests.support.peers import dvp_baseline  # noqa: E402
 
 PHOTOS = ("astronaut", "coffee", "chelsea")  # held out from the autoencoder's training
 EDIT_SHIFT = (0.25, -0.1, -0.15)
@@ -358,6 +360,7 @@ def load_lpips(path):
     if not path:
         return None
     from safetensors.torch import load_file
+
     from tame.models.edit.lpips import lpips_from_state_dict
     return lpips_from_state_dict(load_file(path)).eval()
 

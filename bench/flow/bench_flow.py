@@ -47,8 +47,9 @@ def _import_runtime():
     import torch
     sys.path.insert(0, str(ROOT / "tests"))
     import conftest  # noqa: F401  (makes `import tame` work from the checkout)
+
     from tame.models.flow.builtin import BuiltinFlow
-    from tame.models.synthetic import render_pair
+    from tame.tests.support.scenes import render_pair
 
 
 def backgrounds(quick):

@@ -37,17 +37,22 @@ from skimage import data, io
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_wrapper import estimators, photo  # noqa: E402  (importing it makes `import tame` work)
+
 from tame.kernels.metrics import psnr, referenced_warping_error, ssim, warping_error  # noqa: E402
+from tame.models.data.degradations import degrade, lr_flow  # noqa: E402
+from tame.models.data.scenes import render_clip  # noqa: E402
+from tame.models.data.textures import procedural_texture  # noqa: E402
+from tame.models.data.vsr_sources import FolderSource  # noqa: E402
 from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
-from tame.models.synthetic import procedural_texture, render_clip  # noqa: E402
-from tame.models.video_file import VideoWriter  # noqa: E402
-from tame.models.vsr import (VSRModel, load_vsr_weights, read_vsr_metadata, upscale_video,  # noqa: E402
-                             upscale_video_stream)
+from tame.models.io.video import VideoWriter  # noqa: E402
+from tame.models.io.weights import (
+    load_state_dict,  # noqa: E402
+    read_safetensors_metadata,  # noqa: E402
+)
+from tame.models.vsr import VSRModel, load_vsr_weights, upscale_video, upscale_video_stream  # noqa: E402
 from tame.models.vsr.arch import bicubic_upscale  # noqa: E402
-from tame.models.vsr.data import FolderSource, degrade, lr_flow  # noqa: E402
-from tame.models.vsr.train import TrainConfig, super_resolve_clip, train  # noqa: E402
-from tame.nodes.host import load_state_dict  # noqa: E402
-from tame.nodes.vsr_model_nodes import TameUpscaleVideoFile  # noqa: E402
+from tame.models.vsr.loop import TrainConfig, super_resolve_clip, train  # noqa: E402
+from tame.nodes.vsr_nodes import TameUpscaleVideoFile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "weights" / "tame_vsr_x4.safetensors"
@@ -138,7 +143,7 @@ def table(rows, columns, extra=()):
 
 # ---------------------------------------------------------------- shipped weights vs bicubic
 def load_net(path):
-    return load_vsr_weights(load_state_dict(path), read_vsr_metadata(path))
+    return load_vsr_weights(load_state_dict(path), read_safetensors_metadata(path))
 
 
 def bench_shipped(net, cases, flow_estimators):
@@ -295,7 +300,7 @@ def bench_speed(args, flow_estimators):
 
 # ---------------------------------------------------------------- report
 def weights_note(path):
-    metadata = read_vsr_metadata(path)
+    metadata = read_safetensors_metadata(path)
     size_mb = Path(path).stat().st_size / 2 ** 20
     return (f"Weights: `{Path(path).name}` ({size_mb:.2f} MB, {metadata.get('training_steps', '?')} training steps, "
             f"degradation {metadata.get('degradation', '?')}).")

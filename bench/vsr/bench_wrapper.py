@@ -40,10 +40,16 @@ import conftest  # noqa: E402,F401  (makes `import tame` work)
 from tame.kernels.frequency import split_frequencies  # noqa: E402
 from tame.kernels.metrics import psnr, warping_error  # noqa: E402
 from tame.kernels.warp import resize_flow  # noqa: E402
+from tame.models.data.scenes import render_clip  # noqa: E402
 from tame.models.flow.field import FlowSet  # noqa: E402
-from tame.models.synthetic import render_clip  # noqa: E402
-from tame.models.temporal_upscale import (FLOW_MIN_SIDE_DEFAULT, estimate_lr_flow, flickering_upscaler,  # noqa: E402
-                                          hf_passes_for_scale, resize_upscaler, temporal_upscale)
+from tame.models.vsr.wrapper import (
+    FLOW_MIN_SIDE_DEFAULT,
+    estimate_lr_flow,
+    hf_passes_for_scale,
+    resize_upscaler,
+    temporal_upscale,
+)
+from tame.tests.support.peers import flickering_upscaler
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 # Flickering upscaler settings: per-frame unsharp amount range and grain sigma. Both have mean amount 0.75.

@@ -11,6 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..io.weights import load_state_dict
+
 SHIPPED_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "tame_autoencoder.safetensors"
 
 
@@ -120,5 +122,4 @@ def load_autoencoder(path=SHIPPED_WEIGHTS):
             f"path of a file saved from TameAutoencoder.state_dict().")
     if path.suffix.lower() != ".safetensors":
         raise ValueError(f"{path.name}: the autoencoder loads from .safetensors only.")
-    from safetensors.torch import load_file
-    return autoencoder_from_state_dict(load_file(str(path), device="cpu"))
+    return autoencoder_from_state_dict(load_state_dict(path))

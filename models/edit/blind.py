@@ -5,13 +5,12 @@ A U-Net `G` (BlindGenerator) is fitted to the video so that `G(original_t) ~ pro
 (flow-masked bi-directional photometric loss, soft visibility masks): the original is steady, so its
 flow is reliable, whereas the processed frames flicker. The photometric term supplies the consistency
 that Deep Video Prior (Lei et al. 2020; seed 001 §4.6) can only get from the network's implicit prior
-and early stopping, which blurs; `dvp_baseline` is that baseline, for benchmarks.
+and early stopping, which blurs (tests/support/peers.py has that baseline, for benchmarks).
 """
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 
 from .generator import BlindGenerator
 from .losses import CharbonnierSSIMDistance, pair_flows, photometric_loss, visibility_masks
@@ -44,7 +43,7 @@ class BlindResult:
     anchor: int = 0
 
 
-def _check_videos(original, processed):
+def check_videos(original, processed):
     for name, video in (("original", original), ("processed", processed)):
         if not isinstance(video, torch.Tensor) or video.dim() != 4 or video.shape[1] != 3:
             shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
@@ -86,7 +85,7 @@ def blind_consistency(original, processed, estimator, settings=None, distance=No
     """
     settings = settings or BlindSettings()
     distance = distance or CharbonnierSSIMDistance()
-    _check_videos(original, processed)
+    check_videos(original, processed)
     count = original.shape[0]
     anchor = (count - 1) // 2 if settings.anchor is None else settings.anchor
     if not 0 <= anchor < count:
@@ -124,32 +123,3 @@ def blind_consistency(original, processed, estimator, settings=None, distance=No
         generator.decoder.requires_grad_(False)
         frames = decode_video(generator, source)
     return BlindResult(frames, generator, losses, distance.name, anchor)
-
-
-def dvp_baseline(original, processed, iterations=None, lr=1e-4, width=32, levels=3, seed=0,
-                 progress=None, device=None):
-    """Deep Video Prior baseline: fit a U-Net `original_t -> processed_t` with an L1 loss, one random
-    frame per iteration, and stop early (DVP's default is 25 epochs, Adam lr 1e-4; its perceptual
-    VGG loss needs weights and is replaced by L1 here, and its iteratively reweighted training is
-    left out). iterations: default 25 * T. Returns frames `[T,3,H,W]` CPU float32."""
-    _check_videos(original, processed)
-    count = original.shape[0]
-    iterations = 25 * count if iterations is None else int(iterations)
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}.")
-    rng = torch.Generator().manual_seed(int(seed))
-    order = torch.cat([torch.randperm(count, generator=rng) for _ in range(-(-iterations // count))])
-    with torch.inference_mode(False), torch.enable_grad():
-        device = torch.device(device) if device is not None else original.device
-        source = original.detach().clone().to(device, torch.float32)
-        target = processed.detach().clone().to(device, torch.float32)
-        generator = BlindGenerator(width, levels, seed, device)
-        optimiser = torch.optim.Adam(generator.trainable_parameters(), lr=lr)
-        for step in range(iterations):
-            index = int(order[step])
-            loss = F.l1_loss(generator.decode(source[index:index + 1]), target[index:index + 1])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            report_progress(progress, step + 1, iterations)
-        return decode_video(generator, source)

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from ...kernels.consistency import forward_backward_error, soft_visibility
+from ...kernels.filters import charbonnier
+from ...kernels.metrics import SSIM_RADIUS, ssim_map
 from ...kernels.warp import backward_warp
 
 VISIBILITY_ALPHA = 10.0  # exp(-10 eps), seed 001 §3.2
 CHARBONNIER_EPS = 1e-3
-SSIM_SIGMA, SSIM_RADIUS = 1.5, 5
-SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
 PD_QUANTILE = 0.98  # M^PD = D-map / its 98th percentile, clamped to [0,1]
 
 
@@ -36,9 +36,9 @@ class CharbonnierSSIMDistance:
         for level in range(self.scales):
             if level and min(a.shape[-2:]) < 2 * SSIM_RADIUS + 1:
                 break
-            charbonnier = torch.sqrt((a - b).square() + CHARBONNIER_EPS ** 2).mean(1, keepdim=True)
-            dissimilarity = (1.0 - _ssim_map(a, b).mean(1, keepdim=True)) / 2.0
-            level_map = charbonnier - CHARBONNIER_EPS + dissimilarity
+            penalty = charbonnier(a - b, CHARBONNIER_EPS).mean(1, keepdim=True) - CHARBONNIER_EPS
+            dissimilarity = (1.0 - ssim_map(a, b, padding="reflect").mean(1, keepdim=True)) / 2.0
+            level_map = penalty + dissimilarity
             maps.append(F.interpolate(level_map, size=size, mode="bilinear", align_corners=False)
                         if level else level_map)
             a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
@@ -47,29 +47,6 @@ class CharbonnierSSIMDistance:
     def __call__(self, a, b):
         """Mean distance per image `[N]`."""
         return self.map(a, b).flatten(1).mean(1)
-
-
-def _gaussian_blur(x):
-    """Separable 11-tap Gaussian (sigma 1.5) of `[N,C,H,W]` with reflected borders (same size)."""
-    offsets = torch.arange(-SSIM_RADIUS, SSIM_RADIUS + 1, dtype=x.dtype, device=x.device)
-    taps = torch.exp(-0.5 * (offsets / SSIM_SIGMA) ** 2)
-    taps = taps / taps.sum()
-    channels = x.shape[1]
-    pad = min(SSIM_RADIUS, x.shape[-1] - 1, x.shape[-2] - 1)
-    taps = taps[SSIM_RADIUS - pad:SSIM_RADIUS + pad + 1]
-    x = F.pad(x, (pad, pad, pad, pad), mode="reflect") if pad else x
-    x = F.conv2d(x, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(x, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-
-
-def _ssim_map(a, b):
-    """Per-pixel, per-channel SSIM `[N,C,H,W]` of images in [0,1]."""
-    mu_a, mu_b = _gaussian_blur(a), _gaussian_blur(b)
-    var_a = _gaussian_blur(a * a) - mu_a ** 2
-    var_b = _gaussian_blur(b * b) - mu_b ** 2
-    cov = _gaussian_blur(a * b) - mu_a * mu_b
-    return ((2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)) / \
-        ((mu_a ** 2 + mu_b ** 2 + SSIM_C1) * (var_a + var_b + SSIM_C2))
 
 
 def perceptual_distance(lpips_state_dict=None, device="cpu"):

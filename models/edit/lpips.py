@@ -11,8 +11,8 @@ unit-normalised over channels -> squared difference -> 1x1 lin -> upsampled to t
 summed over depths: a per-pixel map whose spatial mean is the usual LPIPS value.
 """
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)

@@ -16,8 +16,8 @@ per latent pixel.
 import math
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 LEAKY_SLOPE = 0.2
 LEAKY_GAIN = math.sqrt(2.0)

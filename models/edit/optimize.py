@@ -12,9 +12,18 @@ from typing import Optional
 
 import torch
 
-from .losses import (CharbonnierSSIMDistance, flow_consistency_loss, fuse_masks, local_code,
-                     local_regulariser, mask_loss, pair_flows, perceptual_difference_mask,
-                     photometric_loss, visibility_masks)
+from .losses import (
+    CharbonnierSSIMDistance,
+    flow_consistency_loss,
+    fuse_masks,
+    local_code,
+    local_regulariser,
+    mask_loss,
+    pair_flows,
+    perceptual_difference_mask,
+    photometric_loss,
+    visibility_masks,
+)
 from .mapper import LatentMapper, refine_codes
 
 IN_DOMAIN = "in-domain"

@@ -13,44 +13,15 @@ import torch
 import torch.nn.functional as F
 
 from ...kernels.metrics import psnr, ssim
-from ..synthetic import procedural_texture
+from ..data.textures import procedural_texture
+from ..io.images import load_image_folder
+from ..io.weights import save_safetensors
 from .autoencoder import TameAutoencoder
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 TEXTURE_POOL = 32  # procedural textures made once, then cropped like the photos
 TEXTURE_SIDE_FACTOR = 2  # texture side = this x crop, so crops at scale 0.5 still fit
 SCALE_RANGE = (0.5, 1.0)  # crop scale: output side / source side
 FINAL_LR_SHARE = 0.02  # the cosine schedule ends at this share of the initial learning rate
-
-
-def image_files(folder):
-    """The image files (png, jpg, jpeg, bmp, webp) of `folder`, sorted by name -> list of Paths."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"image folder {folder} does not exist; give a folder of .png/.jpg photos "
-                                f"(bench/edit/export_ae_images.py writes the ones the pack was trained on).")
-    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not paths:
-        raise FileNotFoundError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}.")
-    return paths
-
-
-def load_image_folder(folder):
-    """Every image file of `folder` (see `image_files`) -> list of `[3,h,w]` float32 in [0,1]
-    (grey images repeated to RGB, alpha dropped)."""
-    return [read_image(path) for path in image_files(folder)]
-
-
-def read_image(path):
-    """One image file -> `[3,h,w]` float32 in [0,1] (decoded with PyAV, as the pack's video files)."""
-    import av
-    try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-    except (av.error.FFmpegError, StopIteration) as error:
-        raise ValueError(f"{Path(path).name} is not a readable image ({error}); remove it from the "
-                         f"folder or convert it to PNG.") from error
-    return torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float() / 255.0
 
 
 def _image_list(images):
@@ -192,10 +163,7 @@ def reconstruction_psnr(model, image):
 
 def save_autoencoder(model, path):
     """Write the state dict (with its architecture `config`) to a .safetensors file -> the Path."""
-    from safetensors.torch import save_file
     path = Path(path)
     if path.suffix.lower() != ".safetensors":
         raise ValueError(f"{path.name}: save the autoencoder as .safetensors (load_autoencoder reads only that).")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}, str(path))
-    return path
+    return save_safetensors(model.state_dict(), path)

@@ -5,8 +5,8 @@ frame to its processed frame. Here: `levels` stride-2 stages with two 3x3 convol
 (leaky ReLU), nearest upsampling with skip concatenation on the way up, sigmoid output in [0,1].
 """
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def _double_conv(in_channels, out_channels):

@@ -14,18 +14,18 @@ The original princeton-vl RAFT files (`fnet.*`, `cnet.*` keys) are a different l
 
 Typical use (the nodes layer reads the file with `host.load_state_dict`):
 
-    module, kind = build_from_state_dict(host.load_state_dict(path))
+    module, kind = build_from_state_dict(load_state_dict(path))
 
 Conversion (exposed on the command line as `tame convert-weights SRC [DST]`):
 
     convert_to_safetensors("raft_large_C_T_SKHT_V2-ff5fadd5.pth")  # writes ...-ff5fadd5.safetensors
 """
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
+from ..io.weights import save_safetensors
 from .raft import raft_large, raft_small
 from .spynet import SpyNet
 
@@ -149,7 +149,7 @@ def _check_fit(kind, module_state, weights):
 def build_from_state_dict(state_dict, kind=None):
     """An eval-mode flow network with the checkpoint's weights, and its kind.
 
-    state_dict: a loaded checkpoint (e.g. `host.load_state_dict(path)`), wrapped or not (see module doc).
+    state_dict: a loaded checkpoint (e.g. `load_state_dict(path)`), wrapped or not (see module doc).
     kind: None to detect, or 'raft_large' / 'raft_small' / 'spynet' to insist on one.
     Returns `(module, kind)`; the module is float32 on the CPU. Raises ValueError naming the missing,
     unexpected or mis-shaped keys when the weights do not fit.
@@ -181,8 +181,6 @@ def convert_to_safetensors(src_path, dst_path=None, overwrite=False):
     BasicVSR checkpoint stays usable by other loaders). Metadata records the source file name, the
     container and the detected flow architecture ('raft_large' / 'raft_small' / 'spynet' / 'unknown').
     """
-    from safetensors.torch import save_file
-
     src = Path(src_path)
     if not src.is_file():
         raise FileNotFoundError(f"Checkpoint {src.name} not found in {src.parent}.")
@@ -201,11 +199,4 @@ def convert_to_safetensors(src_path, dst_path=None, overwrite=False):
                 "architecture": (detected and detected[0]) or "unknown"}
     # clone: safetensors refuses tensors that share storage (tied or sliced weights)
     tensors = {name: t.detach().cpu().contiguous().clone() for name, t in tensors.items()}
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    partial = dst.with_name(f".{dst.name}.partial")
-    try:
-        save_file(tensors, str(partial), metadata=metadata)
-        os.replace(partial, dst)
-    finally:
-        partial.unlink(missing_ok=True)
-    return dst
+    return save_safetensors(tensors, dst, metadata)

@@ -29,8 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...kernels.warp import backward_warp
-from .blocks import (DecoderBlock, Downsample, activation, conv3x3, high_frequency_shuttle,
-                     residual_stack)
+from .blocks import DecoderBlock, Downsample, activation, conv3x3, high_frequency_shuttle, residual_stack
 
 SUPPORTED_SCALES = (2, 4, 8)
 ENCODER_LEVELS = 3

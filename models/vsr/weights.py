@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
+from ..io.weights import save_safetensors
 from .arch import SUPPORTED_SCALES, TameVSRNet
 
 FORMAT = "tame_vsr/1"
@@ -46,20 +45,7 @@ def save_vsr_weights(model, path, dtype=torch.float32, metadata=None):
     tensors = {name: value.detach().to("cpu", dtype).contiguous() for name, value in model.state_dict().items()}
     entries = {str(k): str(v) for k, v in (metadata or {}).items()}
     entries.update({FORMAT_KEY: FORMAT, CONFIG_KEY: json.dumps(model.config, sort_keys=True)})
-    save_file(tensors, str(path), metadata=entries)
-    return path
-
-
-def read_vsr_metadata(path):
-    """The metadata `{str: str}` of a .safetensors file (header only); {} for other formats."""
-    path = Path(path)
-    if path.suffix.lower() not in (".safetensors", ".sft"):
-        return {}
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except (SafetensorError, OSError) as err:
-        raise ValueError(f"'{path.name}' is not a readable safetensors file ({err}).") from err
+    return save_safetensors(tensors, path, entries)
 
 
 def _config_from(metadata):

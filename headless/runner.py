@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import torch
 
-from . import host
+from ..nodes import host
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 SEED_INPUT_NAMES = ("seed", "noise_seed")
@@ -138,7 +138,7 @@ def _wrap_constant(value):
 
 
 def _pack_node_classes():
-    from . import NODE_CLASS_MAPPINGS
+    from ..nodes import NODE_CLASS_MAPPINGS
     return NODE_CLASS_MAPPINGS
 
 

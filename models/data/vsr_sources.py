@@ -1,39 +1,34 @@
-"""Training data for TameVSRNet: high-resolution (HR) clip sources, the BI and BD degradations, random
-crops / flips / time reversal, and the low-resolution (LR) flow the network consumes.
+"""Training clips for TameVSRNet: high-resolution (HR) clip sources, random crops / flips / time reversal,
+and the low-resolution (LR) flow the network consumes.
 
 Sources give HR clips `[T,3,H,W]` in [0,1], with exact flow when the motion is synthetic:
-- `ProceduralSource`: `render_clip` over the procedural textures of models/synthetic.py (the default
-  when no folder is given; needs nothing but torch);
-- `FolderSource`: a folder of videos (read with models/video_file.py), of image-sequence subfolders
+- `ProceduralSource`: `render_clip` over the procedural textures (the default when no folder is given;
+  needs nothing but torch);
+- `FolderSource`: a folder of videos (read with models/io/video.py), of image-sequence subfolders
   (frames sorted by file name), and/or of still images, which are moved by `render_clip` under known
   motion (exact flow).
 A `ClipPool` keeps a few rendered/decoded clips and replaces one per training step, so rendering and
-decoding cost a fraction of a step; batches are random crops of pooled clips.
-
-Degradations (specs/vsr.md), `[N,3,H,W]` -> `[N,3,H/s,W/s]`:
-- BI: bicubic downscaling with antialiasing (pixel-area grid: LR pixel i is centred on HR coordinate
-  `s*i + (s-1)/2`), the grid `F.interpolate(mode="bicubic", align_corners=False)` upscales back onto;
-- BD: Gaussian blur sigma 1.6 (13 taps, replicated borders), then every s-th pixel from 0 (LR pixel i
-  sits on HR pixel `s*i`).
-The LR flow follows from the HR flow and that grid: `F_lr(i) = F_hr(s*i + c) / s`.
+decoding cost a fraction of a step; batches are random crops of pooled clips. The degradations are in
+degradations.py.
 """
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import av
 import torch
 import torch.nn.functional as F
 
 from ..flow.estimate import estimate_video_flow
-from ..synthetic import render_clip
-from ..video_file import probe, read_frames
+from ..io.images import IMAGE_SUFFIXES, images_in, read_image
+from ..io.video import probe, read_frames
+from .degradations import degrade, lr_flow
+from .scenes import render_clip
 
-DEGRADATIONS = ("BI", "BD")
-BD_SIGMA = 1.6
-BD_RADIUS = 6  # 13 taps, the usual BD kernel size
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".mov", ".avi", ".m4v")
+
+
 MOTION_RANGE = (0.5, 8.0)  # HR pixels per frame of synthetic camera motion
+
+
 MAX_RENDER_ENLARGEMENT = 2.0  # synthetic clips are rendered at 1..2x the requested side (scale variety)
 
 
@@ -61,53 +56,6 @@ class TrainingBatch:
     flows_backward: torch.Tensor
     hr_flows_forward: torch.Tensor = None
     hr_flows_backward: torch.Tensor = None
-
-
-# ---------------------------------------------------------------- degradations
-def check_degradation(degradation, scale):
-    if degradation not in DEGRADATIONS:
-        raise ValueError(f"degradation must be one of {DEGRADATIONS} (BI: bicubic; BD: Gaussian blur sigma "
-                         f"{BD_SIGMA} then subsampling), got {degradation!r}.")
-    if scale not in (2, 4, 8):
-        raise ValueError(f"scale must be 2, 4 or 8, got {scale!r}.")
-
-
-def gaussian_taps(sigma=BD_SIGMA, radius=BD_RADIUS, dtype=torch.float32, device=None):
-    """1-D Gaussian `[2*radius+1]` summing to 1."""
-    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
-    return (taps / taps.sum()).to(dtype=dtype, device=device)
-
-
-def degrade(frames, scale, degradation):
-    """HR frames `[N,3,H,W]` in [0,1] (H, W multiples of `scale`) -> LR `[N,3,H/scale,W/scale]` in [0,1]
-    by the BI or BD protocol (module docstring)."""
-    check_degradation(degradation, scale)
-    height, width = frames.shape[-2:]
-    if height % scale or width % scale:
-        raise ValueError(f"HR frames must have sides divisible by the scale {scale}, got {height}x{width}.")
-    if degradation == "BI":
-        lr = F.interpolate(frames, size=(height // scale, width // scale), mode="bicubic",
-                           align_corners=False, antialias=True)
-        return lr.clamp(0.0, 1.0)
-    taps = gaussian_taps(dtype=frames.dtype, device=frames.device)
-    channels = frames.shape[1]
-    blurred = F.pad(frames, (BD_RADIUS, BD_RADIUS, BD_RADIUS, BD_RADIUS), mode="replicate")
-    blurred = F.conv2d(blurred, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    blurred = F.conv2d(blurred, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
-    return blurred[..., ::scale, ::scale]
-
-
-def lr_flow(flow, scale, degradation):
-    """Exact HR flow `[N,2,H,W]` -> flow on the LR grid of the degradation `[N,2,H/s,W/s]` in LR pixels.
-
-    BI samples the HR flow at the LR pixel centres (the mean over each s x s block, exact for flow that
-    is affine inside the block); BD at HR pixels s*i.
-    """
-    check_degradation(degradation, scale)
-    if degradation == "BI":
-        return F.avg_pool2d(flow, scale) / scale
-    return flow[..., ::scale, ::scale] / scale
 
 
 # ---------------------------------------------------------------- augmentation
@@ -197,21 +145,6 @@ class ProceduralSource:
         return _synthetic_clip(generator, num_frames, min_side)
 
 
-def read_image(path):
-    """An image file -> `[3,h,w]` float32 in [0,1] (grey and RGBA become RGB), decoded with PyAV."""
-    try:
-        with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            array = frame.to_ndarray(format="rgb24")
-    except (av.FFmpegError, StopIteration, OSError) as err:
-        raise ValueError(f"'{path}' could not be read as an image ({err}).") from err
-    return torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
-
-
-def _images_in(folder):
-    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 class FolderSource:
     """Clips from a folder: its videos and image-sequence subfolders (real motion, no flow) and its still
     images (moved by `render_clip`, exact flow). Each clip comes from one item chosen uniformly.
@@ -227,9 +160,9 @@ class FolderSource:
         self.folder, self.max_side = folder, max_side
         self.videos = [p for p in sorted(folder.iterdir())
                        if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES and probe(p).frame_count >= num_frames]
-        self.sequences = [(d, _images_in(d)) for d in sorted(folder.iterdir()) if d.is_dir()]
+        self.sequences = [(d, images_in(d)) for d in sorted(folder.iterdir()) if d.is_dir()]
         self.sequences = [(d, files) for d, files in self.sequences if len(files) >= num_frames]
-        self.still_paths = _images_in(folder)
+        self.still_paths = images_in(folder)
         self.stills = [read_image(p) for p in self.still_paths]
         if not (self.videos or self.sequences or self.stills):
             raise ValueError(

@@ -32,18 +32,18 @@ replaces its high band by a flow-guided, occlusion-aware recurrent average over 
 Memory: two buffers of the output size (upscaled frames; backward states, 5 channels) on the storage
 device of `frames`, plus one chunk of frames on the compute device.
 """
-import hashlib
 import math
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
-from ..kernels.consistency import soft_visibility
-from ..kernels.frequency import lanczos_upsample, lowpass, split_frequencies
-from ..kernels.warp import backward_warp, resize_flow, validate_images
-from .flow.estimate import estimate_video_flow
-from .flow.field import FlowSet
+from ...kernels.checks import validate_images
+from ...kernels.consistency import soft_visibility
+from ...kernels.frequency import lanczos_upsample, lowpass, split_frequencies
+from ...kernels.warp import backward_warp, resize_flow
+from ..flow.estimate import estimate_video_flow
+from ..flow.field import FlowSet
 
 RESIZE_UPSCALE_MODES = ("bicubic", "lanczos", "bilinear")
 TEMPORAL_WEIGHT_DEFAULT = 0.9
@@ -111,39 +111,6 @@ def resize_upscaler(mode="bicubic", scale=2):
         else:
             enlarged = F.interpolate(images, size=size, mode=mode, align_corners=False)
         return enlarged.clamp(0.0, 1.0)
-
-    return upscale
-
-
-def _frame_seed(frame, seed):
-    """A seed from the frame's bytes: the same frame always gets the same jitter, whatever the chunking."""
-    digest = hashlib.blake2b(frame.detach().cpu().contiguous().numpy().tobytes(), digest_size=8,
-                             key=int(seed).to_bytes(8, "little", signed=True)).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
-
-
-def flickering_upscaler(scale=2, sharpen_range=(0.0, 1.5), grain=0.03, seed=0):
-    """A deliberately flickering `upscale_fn` for tests and benchmarks (a stand-in for a generative
-    per-frame upscaler): bicubic, then per frame a random unsharp-mask amount drawn from
-    `sharpen_range` and random grain of standard deviation `grain` (before high-passing), both in the
-    1-pass binomial high band of the output. The randomness is seeded by the frame's content and `seed`,
-    so a repeated frame gets the same detail and results do not depend on chunking.
-    Returns `[n,3,round(h*scale),round(w*scale)]` in [0,1].
-    """
-    bicubic = resize_upscaler("bicubic", scale)
-    low_amount, high_amount = sharpen_range
-
-    def upscale(images):
-        enlarged = bicubic(images)
-        detailed = []
-        for lr_frame, frame in zip(images, enlarged):
-            generator = torch.Generator().manual_seed(_frame_seed(lr_frame, seed))
-            amount = low_amount + (high_amount - low_amount) * torch.rand((), generator=generator)
-            noise = torch.randn(frame.shape, generator=generator).to(frame)
-            _, frame_high = split_frequencies(frame[None])
-            _, grain_high = split_frequencies(noise[None])
-            detailed.append(frame[None] + amount.item() * frame_high + grain * grain_high)
-        return torch.cat(detailed).clamp(0.0, 1.0)
 
     return upscale
 

@@ -1,10 +1,9 @@
 """Temporal-quality report of a video: E_warp, RWE, PSNR/SSIM, colour similarity over time."""
 import torch
 
-from ..kernels.metrics import (color_similarity_curve, psnr, referenced_warping_error, ssim,
-                               warping_error)
-from ..kernels.plot import line_plot
-from .flow.estimate import estimate_video_flow
+from ...kernels.metrics import color_similarity_curve, psnr, referenced_warping_error, ssim, warping_error
+from ...kernels.plot import line_plot
+from ..flow.estimate import estimate_video_flow
 
 
 def temporal_metrics(frames, estimator, reference=None, progress=None):

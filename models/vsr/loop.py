@@ -12,7 +12,7 @@ flow skip it. Adam (betas 0.9/0.99), learning rate `lr` (the seed's 5e-5 by defa
 cosine decay to 1 % over the run.
 
 Flow for the propagation: the exact flow of synthetic clips (moved from the HR to the LR grid, see
-data.py), else flow estimated on the LR frames. Files in the output folder:
+models/data/degradations.py), else flow estimated on the LR frames. Files in the output folder:
 - `training_state.safetensors`: network, discriminator and optimiser states + step (for `resume`);
 - `vsr_x{scale}.safetensors`: the network alone (save_vsr_weights), loadable by Load VSR Model;
 - `train_log.jsonl`: one JSON object per log interval and per validation.
@@ -20,31 +20,35 @@ data.py), else flow estimated on the LR frames. Files in the output folder:
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import nn
 
-from ...kernels.consistency import occlusion_mask
+from ...kernels.filters import charbonnier
 from ...kernels.metrics import psnr, referenced_warping_error, ssim, warping_error
-from ...kernels.warp import backward_warp
+from ..data.degradations import check_degradation, degrade
+from ..data.vsr_sources import ClipPool, center_crop, lr_clip_flows
 from ..flow.estimate import estimate_video_flow
 from .arch import TameVSRNet, bicubic_upscale
-from .blocks import Downsample, TemporalConv, activation, conv3x3
-from .data import ClipPool, center_crop, check_degradation, degrade, lr_clip_flows
+from .checkpoint import STATE_FILE, load_training_state, save_training_state
+from .discriminator import TemporalDiscriminator, discriminator_loss
+from .losses import temporal_change_loss
 from .weights import save_vsr_weights
 
-STATE_FILE = "training_state.safetensors"
 LOG_FILE = "train_log.jsonl"
-STATE_FORMAT = "tame_vsr_train/1"
-CHARBONNIER_EPS = 1e-3
+
+
 ADAM_BETAS = (0.9, 0.99)
+
+
 FINAL_LR_SHARE = 0.01
+
+
 SCHEDULES = ("cosine", "constant")
+
+
 VALIDATION_SEED = 1_000_003  # validation clips use seeds far from the training stream
 
 
@@ -106,62 +110,6 @@ class TrainResult:
     notes: list
 
 
-# ---------------------------------------------------------------- losses and discriminator
-def charbonnier(prediction, target, eps=CHARBONNIER_EPS):
-    """Mean of `sqrt((prediction - target)^2 + eps^2)` over all elements (a smooth L1)."""
-    return torch.sqrt((prediction - target).square() + eps * eps).mean()
-
-
-def temporal_change_loss(sr, hr, flows_forward, flows_backward, eps=CHARBONNIER_EPS):
-    """Charbonnier distance between the frame-to-frame changes of `sr` and `hr` along the exact flow.
-
-    sr, hr `[B,T,3,H,W]`; flows `[B,T-1,2,H,W]` (F_{t->t+1}, F_{t+1->t}) at that size. The change of a clip
-    x is `x_t - warp(x_{t+1}, F_{t->t+1})`; the distance is averaged over the pixels visible in both
-    frames (`occlusion_mask`). Zero when sr = hr; flicker that hr does not have raises it.
-    """
-    forward, backward = flows_forward.flatten(0, 1), flows_backward.flatten(0, 1)
-    visible = 1.0 - occlusion_mask(forward, backward).to(sr.dtype)
-
-    def change(clip):
-        return clip[:, :-1].flatten(0, 1) - backward_warp(clip[:, 1:].flatten(0, 1), forward)[0]
-
-    distance = torch.sqrt((change(sr) - change(hr)).square() + eps * eps)
-    return (distance * visible).sum() / (visible.sum() * sr.shape[2]).clamp(min=1.0)
-
-
-class TemporalDiscriminator(nn.Module):
-    """Patch discriminator on clips, inflated with temporal convolutions like the generator.
-
-    `[B,T,3,H,W]` -> logits `[B,T,1,H/16,W/16]`: a 3x3 conv, then 4 anti-aliased stride-2 levels
-    (Downsample with BlurPool), each followed by a residual temporal convolution (kernel 3 over time,
-    zero-initialised, so it starts as the per-frame image discriminator), then 3x3 and 1x1 convs.
-    """
-
-    def __init__(self, widths=(16, 32, 64, 64, 64)):
-        super().__init__()
-        self.stem = nn.Sequential(conv3x3(3, widths[0]), activation())
-        self.levels = nn.ModuleList(Downsample(a, b, blurpool=True) for a, b in zip(widths, widths[1:]))
-        self.temporal = nn.ModuleList(TemporalConv(width) for width in widths[1:])
-        self.head = nn.Sequential(conv3x3(widths[-1], widths[-1]), activation(), nn.Conv2d(widths[-1], 1, 1))
-
-    def forward(self, clips):
-        b, t = clips.shape[:2]
-        x = self.stem(clips.flatten(0, 1))
-        for level, temporal in zip(self.levels, self.temporal):
-            x = temporal(level(x).unflatten(0, (b, t))).flatten(0, 1)
-        return self.head(x).unflatten(0, (b, t))
-
-
-def discriminator_loss(discriminator, real, fake, r1_weight):
-    """Non-saturating D loss with the R1 penalty on real clips -> (total, r1) scalars."""
-    real = real.detach().requires_grad_(True)
-    real_logits = discriminator(real)
-    (gradient,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-    r1 = gradient.square().flatten(1).sum(1).mean()
-    total = F.softplus(discriminator(fake.detach())).mean() + F.softplus(-real_logits).mean() + r1_weight * r1
-    return total, r1
-
-
 # ---------------------------------------------------------------- learning rate
 def learning_rate(config, step):
     """Learning rate of step `step` (0-based): constant, or cosine from lr to 1 % of lr."""
@@ -169,63 +117,6 @@ def learning_rate(config, step):
         return config.lr
     progress = min(step / config.steps, 1.0)
     return config.lr * (FINAL_LR_SHARE + (1 - FINAL_LR_SHARE) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-# ---------------------------------------------------------------- checkpoints
-def _optimizer_entries(prefix, optimizer):
-    state = optimizer.state_dict()
-    tensors = {f"{prefix}/{index}/{key}": torch.as_tensor(value).detach().cpu().contiguous()
-               for index, entries in state["state"].items() for key, value in entries.items()}
-    return tensors, json.dumps(state["param_groups"])
-
-
-def _optimizer_state(handle, prefix, groups_json):
-    state = {}
-    for key in handle.keys():
-        if key.startswith(prefix + "/"):
-            _, index, name = key.split("/", 2)
-            state.setdefault(int(index), {})[name] = handle.get_tensor(key)
-    return {"state": state, "param_groups": json.loads(groups_json)}
-
-
-def save_training_state(path, step, net, optimizer, config, discriminator=None, d_optimizer=None):
-    """Write everything `resume` needs to one safetensors file (tensors + JSON metadata)."""
-    tensors = {f"net/{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    optimizer_tensors, groups = _optimizer_entries("optimizer", optimizer)
-    tensors.update(optimizer_tensors)
-    metadata = {"format": STATE_FORMAT, "step": str(step), "net_config": json.dumps(net.config, sort_keys=True),
-                "train_config": json.dumps(asdict(config), sort_keys=True), "optimizer_groups": groups}
-    if discriminator is not None:
-        tensors.update({f"discriminator/{k}": v.detach().cpu().contiguous()
-                        for k, v in discriminator.state_dict().items()})
-        d_tensors, d_groups = _optimizer_entries("d_optimizer", d_optimizer)
-        tensors.update(d_tensors)
-        metadata["d_optimizer_groups"] = d_groups
-    temporary = Path(path).with_suffix(".tmp")
-    save_file(tensors, str(temporary), metadata=metadata)
-    temporary.replace(path)
-
-
-def load_training_state(path):
-    """Read a `save_training_state` file -> dict with step, net_config, net, optimizer and (when the run
-    had a GAN) discriminator and d_optimizer state dicts."""
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            if metadata.get("format") != STATE_FORMAT:
-                raise ValueError(f"'{path}' is not a Tame VSR training state (format "
-                                 f"{metadata.get('format')!r}); resume needs the {STATE_FILE} of a run.")
-            part = lambda prefix: {k[len(prefix) + 1:]: handle.get_tensor(k) for k in handle.keys()
-                                   if k.startswith(prefix + "/")}
-            state = {"step": int(metadata["step"]), "net_config": json.loads(metadata["net_config"]),
-                     "net": part("net"),
-                     "optimizer": _optimizer_state(handle, "optimizer", metadata["optimizer_groups"])}
-            if "d_optimizer_groups" in metadata:
-                state["discriminator"] = part("discriminator")
-                state["d_optimizer"] = _optimizer_state(handle, "d_optimizer", metadata["d_optimizer_groups"])
-            return state
-    except OSError as err:
-        raise ValueError(f"The training state '{path}' could not be read ({err}).") from err
 
 
 # ---------------------------------------------------------------- validation
@@ -373,7 +264,7 @@ class _Run:
                 group["lr"] = lr
         hr, lq = batch.hr.to(self.device), batch.lr.to(self.device)
         sr, _ = self.net(lq, batch.flows_forward.to(self.device), batch.flows_backward.to(self.device))
-        terms = {"charbonnier": charbonnier(sr, hr)}
+        terms = {"charbonnier": charbonnier(sr - hr).mean()}
         loss = self.config.charbonnier_weight * terms["charbonnier"]
         if self.lpips is not None and self.config.lpips_weight > 0:
             terms["lpips"] = self.lpips(sr.flatten(0, 1), hr.flatten(0, 1)).mean()

@@ -1,14 +1,13 @@
 """Flow files: FlowSet <-> safetensors, single fields <-> Middlebury `.flo`."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from .field import FlowSet
+from ..flow.field import FlowSet
+from .weights import replace_atomically, save_safetensors
 
 FLO_MAGIC = 202021.25
 
@@ -16,20 +15,6 @@ FLO_MAGIC = 202021.25
 def _check_finite(flow, what):
     if not torch.isfinite(flow).all():
         raise ValueError(f"{what} contains NaN or Inf values; refusing to save a corrupt flow file.")
-
-
-def _replace_atomically(write, path):
-    """Run `write(tmp_path)` then move the result onto `path`; no partial file on failure."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
 
 
 def save_flowset(path, flows):
@@ -41,7 +26,7 @@ def save_flowset(path, flows):
         tensors["backward"] = flows.backward.float().contiguous()
     metadata = {"format": "tame_flow", "pairs": json.dumps(flows.pairs),
                 "num_frames": str(flows.num_frames)}
-    return _replace_atomically(lambda tmp: save_file(tensors, str(tmp), metadata=metadata), path)
+    return save_safetensors(tensors, path, metadata)
 
 
 def load_flowset(path):
@@ -77,7 +62,7 @@ def write_flo(path, flow):
             np.array([width, height], "<i4").tofile(handle)
             data.tofile(handle)
 
-    return _replace_atomically(write, path)
+    return replace_atomically(write, path)
 
 
 def read_flo(path):

@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from . import host, runner
+from ..models.io.weights import load_state_dict
+from ..nodes import host
+from . import runner
 
 WORKFLOWS_DIR = Path(__file__).resolve().parents[1] / "workflows"
 DEMO_WORKFLOW = "flow_estimate.json"
@@ -195,7 +197,7 @@ def saved_files(ui):
 
 # ---------------------------------------------------------------- tame nodes
 def _nodes_command(args):
-    from . import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+    from ..nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
     for node_id, node_class in NODE_CLASS_MAPPINGS.items():
         print(describe_node(node_id, node_class, NODE_DISPLAY_NAME_MAPPINGS.get(node_id, node_id)))
     return EXIT_OK
@@ -233,7 +235,7 @@ def _describe_input(spec):
 
 # ---------------------------------------------------------------- tame demo
 def _demo_command(args):
-    from ..models.synthetic import make_demo_video
+    from ..models.data.scenes import make_demo_video
     with _output_dir(args.output_dir):
         folder = host.output_dir()
         folder.mkdir(parents=True, exist_ok=True)
@@ -279,7 +281,7 @@ def _sample_arguments(parser):
 
 
 def _sample_command(args):
-    from ..models.synthetic import make_demo_video
+    from ..models.data.scenes import make_demo_video
     path = Path(args.path) if args.path else host.input_dir() / "tame_sample.mp4"
     path.parent.mkdir(parents=True, exist_ok=True)
     make_demo_video(path, num_frames=args.frames)
@@ -294,7 +296,7 @@ register_subcommand("sample", "write the built-in synthetic sample clip (for the
 
 
 def _train_vsr_arguments(parser):
-    from ..models.vsr.train import SCHEDULES, TrainConfig
+    from ..models.vsr.loop import SCHEDULES, TrainConfig
     defaults = TrainConfig()
     parser.add_argument("output", help="folder for the training state, the weights (vsr_x{scale}.safetensors) "
                                        "and train_log.jsonl")
@@ -355,7 +357,7 @@ def _train_vsr_arguments(parser):
 
 
 def _train_vsr_config(args):
-    from ..models.vsr.train import TrainConfig
+    from ..models.vsr.loop import TrainConfig
     net = {"channels": args.channels, "use_noise": args.noise}
     for switch in ("propagation", "temporal", "blurpool", "hf_shuttle", "spatial_attention"):
         net[f"use_{switch}"] = not getattr(args, f"no_{switch}")
@@ -370,7 +372,7 @@ def _train_vsr_config(args):
 
 
 def _train_vsr_source(folder, config, max_side):
-    from ..models.vsr.data import FolderSource, ProceduralSource
+    from ..models.data.vsr_sources import FolderSource, ProceduralSource
     return FolderSource(folder, max(config.num_frames, config.val_frames), max_side) if folder \
         else ProceduralSource()
 
@@ -383,14 +385,15 @@ def _train_vsr_lpips(weight, device):
     from ..models.edit.lpips import lpips_from_state_dict
     merged = {}
     for name in names:
-        merged.update(host.load_state_dict(host.model_path("lpips", name)))
+        merged.update(load_state_dict(host.model_path("lpips", name)))
     return lpips_from_state_dict(merged).to(device)
 
 
 def _train_vsr_command(args):
     import torch
-    from ..models.vsr.train import train
-    from . import flow_nodes
+
+    from ..models.vsr.loop import train
+    from ..nodes import flow_nodes
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device) if args.device else host.compute_device()
@@ -437,8 +440,8 @@ def _train_autoencoder_arguments(parser):
 
 
 def _train_autoencoder_command(args):
-    from ..models.edit.train_autoencoder import (image_files, read_image, reconstruction_psnr, save_autoencoder,
-                                                 train_autoencoder)
+    from ..models.edit.train_autoencoder import reconstruction_psnr, save_autoencoder, train_autoencoder
+    from ..models.io.images import image_files, read_image
     started = time.monotonic()
     every = max(1, args.steps // 20)
 

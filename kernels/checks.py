@@ -1,0 +1,32 @@
+"""Input validators shared by the kernels: each raises a ValueError that says what was wrong and what to do."""
+import torch
+
+
+def validate_flow(flow, name="flow"):
+    """Raise ValueError unless `flow` is a floating tensor `[N,2,H,W]`."""
+    if not isinstance(flow, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [N,2,H,W], got {type(flow).__name__}.")
+    if flow.dim() != 4 or flow.shape[1] != 2:
+        raise ValueError(f"{name} must have shape [N,2,H,W] (x and y displacement in pixels), "
+                         f"got {tuple(flow.shape)}.")
+    if not flow.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {flow.dtype}.")
+
+
+def validate_images(images, name="image"):
+    """Raise ValueError unless `images` is a floating tensor `[N,C,H,W]`."""
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [N,C,H,W], got {type(images).__name__}.")
+    if images.dim() != 4:
+        raise ValueError(f"{name} must have shape [N,C,H,W], got {tuple(images.shape)}.")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {images.dtype}; "
+                         f"convert it with .float() first.")
+
+
+def validate_image_pair(a, b, names=("a", "b")):
+    """Raise ValueError unless `a` and `b` are floating `[N,C,H,W]` tensors of one shape."""
+    validate_images(a, names[0])
+    validate_images(b, names[1])
+    if a.shape != b.shape:
+        raise ValueError(f"{names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} must have the same shape.")

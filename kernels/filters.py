@@ -1,0 +1,81 @@
+"""Separable low-pass filters: Gaussian and binomial taps, one blur, and the Charbonnier penalty.
+
+Every blur in the pack (SSIM windows, the edit losses, the BD degradation, texture prefiltering,
+the binomial low-pass of BlurPool and the frequency split) is `separable_blur` with taps from
+`gaussian_taps` or `binomial_taps`. The blur is a weighted sum of shifted copies along each axis:
+exact, differentiable, and on CPU much faster than a depthwise convolution with a long kernel.
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+
+BLUR_PADDINGS = ("reflect", "replicate", "valid")
+
+
+def gaussian_taps(sigma, radius=None, dtype=torch.float32, device=None):
+    """1-D Gaussian `exp(-d^2 / (2 sigma^2))` for d in [-radius, radius], summing to 1 -> `[2*radius+1]`.
+
+    radius defaults to ceil(3 sigma). Computed in float64, returned in `dtype`.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be > 0 pixels, got {sigma!r}.")
+    radius = max(1, math.ceil(3 * sigma)) if radius is None else int(radius)
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    return (taps / taps.sum()).to(dtype=dtype, device=device)
+
+
+def binomial_taps(length=5, dtype=torch.float32, device=None):
+    """1-D binomial filter (row `length-1` of Pascal's triangle) summing to 1 -> `[length]`.
+
+    length 5 gives `[1,4,6,4,1]/16`, whose frequency response `cos^4(omega/2)` is exactly 0 at Nyquist.
+    """
+    if int(length) != length or length < 2:
+        raise ValueError(f"taps must be an integer >= 2, got {length!r}.")
+    coefficients = torch.ones(1, dtype=torch.float64)
+    for _ in range(int(length) - 1):
+        coefficients = torch.cat((coefficients, coefficients.new_zeros(1))) + \
+            torch.cat((coefficients.new_zeros(1), coefficients))
+    return (coefficients / coefficients.sum()).to(dtype=dtype, device=device)
+
+
+def _filter_axis(x, taps, dim, padding):
+    """Correlate `x` along `dim` (-1 or -2) with odd `taps` `[K]`; "valid" shrinks that side by K-1."""
+    radius = (taps.numel() - 1) // 2
+    size = x.shape[dim]
+    if padding != "valid":
+        mode = padding if padding == "replicate" or radius < size else "replicate"
+        pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
+        x = F.pad(x, pad, mode=mode)
+        size = x.shape[dim] - 2 * radius
+    else:
+        size -= 2 * radius
+    return sum(weight * x.narrow(dim, offset, size) for offset, weight in enumerate(taps.tolist()))
+
+
+def separable_blur(x, taps, padding="reflect"):
+    """Blur `[N,C,H,W]` with the outer product of 1-D `taps` `[K]` (K odd, centred).
+
+    padding: "reflect" (same size; mirrored borders, replicated where a side is not longer than K//2),
+    "replicate" (same size), or "valid" (no padding -> `[N,C,H-K+1,W-K+1]`). Same dtype as `x`.
+    """
+    if padding not in BLUR_PADDINGS:
+        raise ValueError(f"padding must be one of {BLUR_PADDINGS}, got {padding!r}.")
+    if taps.dim() != 1 or taps.numel() % 2 == 0:
+        raise ValueError(f"taps must be a 1-D tensor of odd length so the blur does not shift the image, "
+                         f"got shape {tuple(taps.shape)}.")
+    if padding == "valid" and min(x.shape[-2:]) < taps.numel():
+        raise ValueError(f"a {taps.numel()}-tap valid blur needs sides of at least {taps.numel()} px, "
+                         f"got {x.shape[-1]}x{x.shape[-2]}.")
+    return _filter_axis(_filter_axis(x, taps, -1, padding), taps, -2, padding)
+
+
+def gaussian_blur(x, sigma, radius=None, padding="reflect"):
+    """`separable_blur` of `[N,C,H,W]` with `gaussian_taps(sigma, radius)`."""
+    return separable_blur(x, gaussian_taps(sigma, radius, x.dtype, x.device), padding)
+
+
+def charbonnier(difference, eps=1e-3):
+    """Element-wise smooth L1 `sqrt(difference^2 + eps^2)` (>= eps; reduce it as the loss needs)."""
+    return torch.sqrt(difference.square() + eps * eps)
