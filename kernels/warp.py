@@ -1,4 +1,4 @@
-"""Backward warping, flow resizing and flow composition.
+"""Backward warping, sampling at arbitrary coordinates (`remap`), flow resizing and flow composition.
 
 Conventions (specs/flow.md): a flow `F_{a->b}` is `[N,2,H,W]` in pixels, channel 0 = x (columns),
 channel 1 = y (rows); pixel `p` of frame `a` corresponds to `p + F_{a->b}(p)` in frame `b`.
@@ -48,18 +48,42 @@ def _batch_size(image, flow):
     return max(n_image, n_flow)
 
 
-def _check_warp_args(image, flow, padding, mode):
+def _check_sampling_args(image, coords, padding, mode):
     validate_images(image, "image")
-    validate_flow(flow, "flow")
-    if image.shape[-2:] != flow.shape[-2:]:
-        raise ValueError(f"image size {tuple(image.shape[-2:])} and flow size {tuple(flow.shape[-2:])} "
-                         f"differ; resize the flow with resize_flow(flow, image.shape[-2:]) first.")
-    if image.device != flow.device:
-        raise ValueError(f"image is on {image.device} but flow is on {flow.device}; move both to one device.")
+    validate_flow(coords, "coords")
+    if image.device != coords.device:
+        raise ValueError(f"image is on {image.device} but the flow/coordinates are on {coords.device}; move both "
+                         f"to one device.")
     if padding not in PADDING_MODES:
         raise ValueError(f"padding must be one of {PADDING_MODES}, got {padding!r}.")
     if mode not in SAMPLING_MODES:
         raise ValueError(f"mode must be one of {SAMPLING_MODES}, got {mode!r}.")
+
+
+def remap(image, coords, padding="zeros", mode="bilinear"):
+    """Sample `image` at absolute pixel coordinates: `out[p] = image[coords[p]]`.
+
+    The target grid (the size of `coords`) may differ from the source size: this is the warp of a
+    retargeting field (target pixel -> source position) as well as of optical flow.
+    Args:
+        image: source `[N,C,H,W]` or `[1,C,H,W]`, any C, any float dtype.
+        coords: `[N,2,h,w]` or `[1,2,h,w]`, channel 0 = x (column), 1 = y (row), in source pixels
+            (centres at integers; the source spans `[0,W-1] x [0,H-1]`). Either batch may be 1.
+        padding, mode: as `backward_warp`.
+    Returns:
+        sampled `[N,C,h,w]` in the dtype of `image`; valid `[N,1,h,w]` (same dtype), 1 where the
+        coordinate lies inside the source. Differentiable in image and coords (bilinear, bicubic).
+    """
+    _check_sampling_args(image, coords, padding, mode)
+    n = _batch_size(image, coords)
+    h, w = image.shape[-2:]
+    work_dtype = torch.promote_types(torch.promote_types(image.dtype, coords.dtype), torch.float32)
+    coords = coords.to(work_dtype)
+    sampled = F.grid_sample(image.to(work_dtype).expand(n, -1, -1, -1),
+                            _normalised_grid(coords, h, w).expand(n, -1, -1, -1),
+                            mode=mode, padding_mode=padding, align_corners=True)
+    valid = inside_frame(coords, h, w).expand(n, -1, -1, -1)
+    return sampled.to(image.dtype), valid.to(image.dtype)
 
 
 def backward_warp(image, flow, padding="zeros", mode="bilinear"):
@@ -79,17 +103,32 @@ def backward_warp(image, flow, padding="zeros", mode="bilinear"):
     Half-precision images are sampled in float32 (normalised coordinates need the precision) and the
     result is cast back.
     """
-    _check_warp_args(image, flow, padding, mode)
-    n = _batch_size(image, flow)
-    h, w = image.shape[-2:]
+    _check_sampling_args(image, flow, padding, mode)
+    if image.shape[-2:] != flow.shape[-2:]:
+        raise ValueError(f"image size {tuple(image.shape[-2:])} and flow size {tuple(flow.shape[-2:])} "
+                         f"differ; resize the flow with resize_flow(flow, image.shape[-2:]) first, or sample "
+                         f"with remap for a target size that differs from the source.")
     work_dtype = torch.promote_types(torch.promote_types(image.dtype, flow.dtype), torch.float32)
-    flow = flow.to(work_dtype)
-    coords = pixel_grid(h, w, flow.device, work_dtype) + flow
-    warped = F.grid_sample(image.to(work_dtype).expand(n, -1, -1, -1),
-                           _normalised_grid(coords, h, w).expand(n, -1, -1, -1),
-                           mode=mode, padding_mode=padding, align_corners=True)
-    valid = inside_frame(coords, h, w).expand(n, -1, -1, -1)
-    return warped.to(image.dtype), valid.to(image.dtype)
+    coords = pixel_grid(*image.shape[-2:], flow.device, work_dtype) + flow.to(work_dtype)
+    return remap(image, coords, padding, mode)
+
+
+def scaled_coordinates(flow, size, source_scale):
+    """Where a flow samples, on a resampled target grid, in the pixels of a resampled source.
+
+    flow `[N,2,H,W]` maps target pixel p to source position `p + flow(p)` (source pixels). Evaluated on a
+    target grid of `size` (h, w) (the flow is interpolated as `resize_flow` does) and expressed in the
+    pixels of the source resampled by `source_scale` (sx, sy) (pixel-area convention: source pixel x
+    sits at `(x + 0.5) * sx - 0.5`). When target and source are resampled alike (w = W * sx, h = H * sy)
+    this equals `grid + resize_flow(flow, size)`; with size = (H, W) and scale 1 it is `grid + flow`. Returns `[N,2,h,w]` for `remap`.
+    """
+    validate_flow(flow)
+    height, width = int(size[0]), int(size[1])
+    target_scale = flow.new_tensor([width / flow.shape[-1], height / flow.shape[-2]]).view(1, 2, 1, 1)
+    field = resize_flow(flow, (height, width)) / target_scale
+    centres = pixel_grid(height, width, flow.device, flow.dtype) + 0.5
+    scale = flow.new_tensor([float(source_scale[0]), float(source_scale[1])]).view(1, 2, 1, 1)
+    return (centres / target_scale + field) * scale - 0.5
 
 
 def _normalised_grid(coords, h, w):

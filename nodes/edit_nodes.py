@@ -5,12 +5,13 @@ import time
 
 import torch
 
+from ..kernels.masks import mask_bounding_boxes
 from ..models.edit.autoencoder import SHIPPED_WEIGHTS, autoencoder_from_state_dict
 from ..models.edit.blind import BlindSettings, blind_consistency
-from ..models.edit.generator import AutoencoderGenerator, Generator
+from ..models.edit.generator import AutoencoderGenerator, Generator, decode_frames, encode_frames
 from ..models.edit.jitter import colour_shift, jittered_edit, latent_direction
 from ..models.edit.losses import perceptual_distance
-from ..models.edit.optimize import MODES, PRESETS, ConsistencySettings, decode_video, finetune_generator, refine_latents
+from ..models.edit.optimize import MODES, PRESETS, ConsistencySettings, finetune_generator, refine_latents
 from ..models.edit.optimize import anchor_frame as resolved_anchor
 from ..models.edit.pasteback import paste_back
 from ..models.io.weights import load_state_dict
@@ -23,7 +24,6 @@ CATEGORY = "Tame/edit"
 BUILTIN_AUTOENCODER = "built-in autoencoder"
 COMFY_VAE = "ComfyUI VAE"
 SHIPPED_AUTOENCODER = SHIPPED_WEIGHTS
-CODING_CHUNK = 4
 CUSTOM_RGB = "custom rgb"
 COLOUR_SHIFTS = {"warm colour": (0.12, 0.03, -0.12), "cool colour": (-0.12, 0.0, 0.12),
                  "brighten": (0.15, 0.15, 0.15), "darken": (-0.15, -0.15, -0.15)}
@@ -76,19 +76,6 @@ def _frames_for(image, generator, samples, name):
                          f"the latent and frame counts must match (one latent per frame).")
     size = generator.frame_size(samples.shape[-2:])
     return _crop_to(frames, size, generator.downscale, name).to(generator.device)
-
-
-def _encode(generator, frames, progress):
-    """Frames `[T,3,H,W]` -> codes `[T,C,h,w]` (CPU float32), in chunks."""
-    if not callable(getattr(generator, "encode", None)):
-        raise ValueError(f"{generator.name} cannot encode frames; load the generator with Load Generator "
-                         f"(built-in autoencoder or a ComfyUI VAE) and encode with it.")
-    codes = []
-    with torch.no_grad():
-        for start in range(0, frames.shape[0], CODING_CHUNK):
-            codes.append(generator.encode(frames[start:start + CODING_CHUNK]).float().cpu())
-            progress(min(start + CODING_CHUNK, frames.shape[0]))
-    return torch.cat(codes)
 
 
 def _distance():
@@ -221,7 +208,7 @@ class TameEncodeFrames:
             raise ValueError(f"images are {frames.shape[-1]}x{frames.shape[-2]}, smaller than the generator's "
                              f"downscale {scale}; use larger frames.")
         frames = _crop_to(frames, size, scale, "images")
-        codes = _encode(generator, frames, host.progress(frames.shape[0], "encode frames"))
+        codes = encode_frames(generator, frames, progress=host.progress(frames.shape[0], "encode frames"))
         return ({"samples": codes},)
 
 
@@ -244,12 +231,8 @@ class TameDecodeFrames:
         generator = _check_generator(generator)
         samples = _samples(latent)
         generator.check_latents(samples, "latent samples")
-        progress = host.progress(samples.shape[0], "decode frames")
-        frames = []
-        for start in range(0, samples.shape[0], CODING_CHUNK):
-            frames.append(decode_video(generator, samples[start:start + CODING_CHUNK]))
-            progress(min(start + CODING_CHUNK, samples.shape[0]))
-        return (frames_to_image(torch.cat(frames)),)
+        frames = decode_frames(generator, samples, progress=host.progress(samples.shape[0], "decode frames"))
+        return (frames_to_image(frames),)
 
 
 class TameJitteredLatentEdit:
@@ -292,7 +275,7 @@ class TameJitteredLatentEdit:
         generator.check_latents(samples, "latent samples")
         pictures = _frames_for(frames, generator, samples, "frames")
         edited = _edited_pictures(pictures, edit, (red, green, blue))
-        direction = latent_direction(lambda batch: _encode(generator, batch, lambda done: None), pictures,
+        direction = latent_direction(lambda batch: encode_frames(generator, batch), pictures,
                                      edited, spatial=True)
         result = jittered_edit(samples, direction, strength, strength_jitter, noise, seed)
         return ({**latent, "samples": result.latents},)
@@ -491,14 +474,10 @@ def _mask_boxes(masks, frames):
         raise ValueError(f"mask is {masks.shape[0]}x{masks.shape[-1]}x{masks.shape[-2]} (count x width x height) "
                          f"but frames are {frames.shape[0]}x{frames.shape[-1]}x{frames.shape[-2]}; give one mask "
                          f"of the frame size (or one per frame).")
-    boxes = []
-    for index, inside in enumerate((masks[:, 0] > 0.5).expand(frames.shape[0], -1, -1)):
-        rows, cols = inside.any(1).nonzero()[:, 0], inside.any(0).nonzero()[:, 0]
-        if len(rows) == 0:
-            raise ValueError(f"mask {index} is empty (no pixel above 0.5), so there is no place to paste "
-                             f"crop {index}; use a mask that covers the cropped region in every frame.")
-        boxes.append((int(cols[0]), int(rows[0]), int(cols[-1] - cols[0]) + 1, int(rows[-1] - rows[0]) + 1))
-    return boxes
+    try:
+        return mask_bounding_boxes(masks.expand(frames.shape[0], -1, -1, -1))
+    except ValueError as error:
+        raise ValueError(f"{error} There is no place to paste that crop.") from error
 
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in (

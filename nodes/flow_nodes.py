@@ -1,15 +1,12 @@
 """Flow toolkit nodes: estimate, warp, consistency masks, visualise, convert, save/load."""
 from pathlib import Path
 
-import torch
-
 from ..kernels.consistency import dilate_mask, occlusion_mask, soft_visibility
 from ..kernels.flow_color import flow_to_color
-from ..kernels.warp import backward_warp, resize_flow
 from ..models.flow.builtin import BuiltinFlow
 from ..models.flow.checkpoints import build_from_state_dict
 from ..models.flow.estimate import FlowEstimator, estimate_video_flow
-from ..models.flow.field import FlowSet
+from ..models.flow.field import BACKWARD, FORWARD, from_optical_flow, to_optical_flow
 from ..models.io import flow_files
 from ..models.io.weights import load_state_dict
 from . import host
@@ -94,23 +91,9 @@ class TameEstimateFlow:
         return (flows,)
 
 
-def _field_and_sources(flows, direction):
-    """The fields to warp with and, per pair, the index of the frame they pull from."""
-    if direction == DIRECTIONS[0]:
-        return flows.forward, [b for _, b in flows.pairs]
-    if flows.backward is None:
-        raise ValueError("Warping a onto b needs the backward flow: enable 'bidirectional' in Estimate Flow.")
-    return flows.backward, [a for a, _ in flows.pairs]
-
-
-def _warp_batch(batch, flows, direction, padding):
-    """Warp `[T,C,h,w]` (or one `[1,C,h,w]`) along every pair -> `[N,C,h,w]`; the flow is resized
-    to the batch's size (latents are smaller than frames)."""
-    field, sources = _field_and_sources(flows, direction)
-    if tuple(batch.shape[-2:]) != flows.size:
-        field = resize_flow(field, tuple(batch.shape[-2:]))
-    batch = batch.expand(len(sources), *batch.shape[1:]) if batch.shape[0] == 1 else batch[sources]
-    return backward_warp(batch, field.to(batch.dtype), padding=padding)[0]
+def _direction(label):
+    """The FlowSet direction of a node's direction label."""
+    return FORWARD if label == DIRECTIONS[0] else BACKWARD
 
 
 class TameWarp:
@@ -139,26 +122,26 @@ class TameWarp:
     def warp(self, flow, direction, padding, image=None, mask=None, latent=None):
         if image is None and mask is None and latent is None:
             raise ValueError("Connect an image, a mask or a latent to warp.")
+        direction = _direction(direction)
+        sampled_size = flow.field(direction)[2]
         outputs = [None, None, None]
         if image is not None:
             frames = image_to_frames(image)
-            check_flow_matches(flow, frames, "image")
-            outputs[0] = frames_to_image(_warp_batch(frames, flow, direction, padding))
+            check_flow_matches(flow, frames, "image", sampled_size)
+            outputs[0] = frames_to_image(flow.warp(frames, direction, padding)[0])
         if mask is not None:
             masks = mask_to_batch(mask)
-            check_flow_matches(flow, masks, "mask")
-            outputs[1] = batch_to_mask(_warp_batch(masks, flow, direction, padding))
+            check_flow_matches(flow, masks, "mask", sampled_size)
+            outputs[1] = batch_to_mask(flow.warp(masks, direction, padding)[0])
         if latent is not None:
             samples = latent["samples"]
             if samples.ndim != 4 or samples.shape[0] not in (1, flow.num_frames):
                 raise ValueError(
                     f"latent samples {tuple(samples.shape)} must be [frames,C,h,w] with 1 or "
                     f"{flow.num_frames} frames to match the flow.")
-            warped = _warp_batch(samples.float(), flow, direction, padding)
+            warped = flow.warp(samples.float(), direction, padding)[0]
             outputs[2] = {**latent, "samples": warped.to(samples.dtype)}
-        field, _ = _field_and_sources(flow, direction)
-        valid = backward_warp(torch.ones_like(field[:, :1]), field)[1]
-        return (*outputs, batch_to_mask(valid))
+        return (*outputs, batch_to_mask(flow.valid(direction)))
 
 
 class TameFlowConsistency:
@@ -247,16 +230,8 @@ class TameFlowConvert:
         if (flow is None) == (optical_flow is None):
             raise ValueError("Connect exactly one input: a TAME_FLOW or an OPTICAL_FLOW.")
         if flow is not None:
-            if not flow.consecutive:
-                raise ValueError("OPTICAL_FLOW holds consecutive pairs only; estimate with pairs = consecutive.")
-            return (flow, flow.forward.permute(0, 2, 3, 1).contiguous())
-        if not isinstance(optical_flow, torch.Tensor) or optical_flow.ndim != 4 or optical_flow.shape[-1] != 2:
-            raise ValueError(f"OPTICAL_FLOW must be a tensor [N,H,W,2], got "
-                             f"{getattr(optical_flow, 'shape', type(optical_flow).__name__)}.")
-        forward = optical_flow.float().permute(0, 3, 1, 2).contiguous()
-        if not torch.isfinite(forward).all():
-            raise ValueError("OPTICAL_FLOW contains NaN or Inf values.")
-        return (FlowSet(forward.cpu()), optical_flow)
+            return (flow, to_optical_flow(flow))
+        return (from_optical_flow(optical_flow), optical_flow)
 
 
 class TameSaveFlow:

@@ -47,12 +47,13 @@ def batch_to_mask(batch):
     return batch.detach().float()[:, 0].cpu().contiguous()
 
 
-def check_flow_matches(flows, frames, name="images"):
-    """Error unless the FlowSet was computed for a video like `frames` `[T,3,H,W]`."""
-    if tuple(frames.shape[-2:]) != flows.size:
+def check_flow_matches(flows, frames, name="images", size=None):
+    """Error unless the FlowSet was computed for frames like `frames` `[T,C,H,W]` of `size` (default: flows.size)."""
+    size = flows.size if size is None else tuple(size)
+    if tuple(frames.shape[-2:]) != size:
         raise ValueError(
             f"{name} frames are {frames.shape[-1]}x{frames.shape[-2]} but the flow was estimated at "
-            f"{flows.size[1]}x{flows.size[0]}. Estimate the flow on these frames, or resize them to match.")
+            f"{size[1]}x{size[0]}. Estimate the flow on these frames, or resize them to match.")
     if frames.shape[0] not in (1, flows.num_frames):
         raise ValueError(
             f"{name} has {frames.shape[0]} frames but the flow belongs to a video of {flows.num_frames} "

@@ -11,11 +11,11 @@ from tame.kernels.metrics import psnr, warping_error
 from tame.models.data.scenes import render_clip
 from tame.models.edit.autoencoder import TameAutoencoder, autoencoder_from_state_dict, load_autoencoder
 from tame.models.edit.blind import BlindSettings, blind_consistency
-from tame.models.edit.generator import AutoencoderGenerator, ComfyVAEGenerator
+from tame.models.edit.generator import AutoencoderGenerator, ComfyVAEGenerator, decode_frames
 from tame.models.edit.jitter import colour_shift, jittered_edit, latent_direction
 from tame.models.edit.losses import flow_consistency_loss, local_code, pair_flows
 from tame.models.edit.lpips import LPIPS, LpipsDistance, lpips_from_state_dict
-from tame.models.edit.optimize import ConsistencySettings, decode_video, make_consistent
+from tame.models.edit.optimize import ConsistencySettings, make_consistent
 from tame.models.edit.pasteback import feather_mask, paste_back
 from tame.models.flow.builtin import BuiltinFlow
 from tame.tests.support.peers import dvp_baseline
@@ -66,7 +66,7 @@ def edit(clip, autoencoder):
     codes = generator.encode(clip.frames)
     direction = latent_direction(generator.encode, clip.frames, colour_shift(clip.frames, (0.25, -0.1, -0.15)))
     edited = jittered_edit(codes, direction, strength=1.0, strength_jitter=0.5, noise=0.15, seed=1).latents
-    return generator, decode_video(generator, codes), edited, decode_video(generator, edited)
+    return generator, decode_frames(generator, codes), edited, decode_frames(generator, edited)
 
 
 def e_warp(frames, clip):

@@ -45,9 +45,9 @@ from tame.kernels.warp import backward_warp  # noqa: E402
 from tame.models.data.scenes import render_clip  # noqa: E402
 from tame.models.edit.autoencoder import SHIPPED_WEIGHTS, load_autoencoder  # noqa: E402
 from tame.models.edit.blind import BlindSettings, blind_consistency  # noqa: E402
-from tame.models.edit.generator import AutoencoderGenerator  # noqa: E402
+from tame.models.edit.generator import AutoencoderGenerator, decode_frames  # noqa: E402
 from tame.models.edit.jitter import colour_shift, jittered_edit, latent_direction  # noqa: E402
-from tame.models.edit.optimize import ConsistencySettings, decode_video, make_consistent  # noqa: E402
+from tame.models.edit.optimize import ConsistencySettings, make_consistent  # noqa: E402
 from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
 from tame.tests.support.peers import dvp_baseline  # noqa: E402
 
@@ -115,10 +115,10 @@ def make_case(generator, estimator, photo_name, seed, size, frames):
     codes = generator.encode(clip.frames)
     direction = latent_direction(generator.encode, clip.frames, colour_shift(clip.frames, EDIT_SHIFT))
     edited = jittered_edit(codes, direction, seed=seed, **EDIT_JITTER).latents
-    steady = decode_video(generator, codes + EDIT_JITTER["strength"] * direction)
+    steady = decode_frames(generator, codes + EDIT_JITTER["strength"] * direction)
     flows = estimate_video_flow(estimator, clip.frames)
-    return Case(f"{photo_name} s{seed}", clip, clip.frames, decode_video(generator, codes), edited,
-                decode_video(generator, edited), steady, (flows.forward, flows.backward))
+    return Case(f"{photo_name} s{seed}", clip, clip.frames, decode_frames(generator, codes), edited,
+                decode_frames(generator, edited), steady, (flows.forward, flows.backward))
 
 
 # ------------------------------------------------------------------------------- simple baselines

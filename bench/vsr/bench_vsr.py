@@ -318,7 +318,7 @@ def report(args, shipped_rows, ablation_rows, speed_lines, flow_estimators):
              f"CPU, {args.threads} thread(s); see the script docstring for every column.", ""]
     if shipped_rows:
         bicubic, model = dict(shipped_rows)["bicubic"], dict(shipped_rows)["Tame VSR, exact LR flow"]
-        lines += [f"## Shipped 4x weights vs bicubic", "", weights_note(args.weights), ""]
+        lines += ["## Shipped 4x weights vs bicubic", "", weights_note(args.weights), ""]
         lines += table(shipped_rows, columns)
         lines += ["", f"PSNR gain over bicubic (exact LR flow): {model['psnr'] - bicubic['psnr']:+.2f} dB.", ""]
     if ablation_rows:

@@ -12,9 +12,9 @@ from typing import Optional
 
 import torch
 
-from .generator import BlindGenerator
+from .generator import BlindGenerator, decode_frames
 from .losses import CharbonnierSSIMDistance, pair_flows, photometric_loss, visibility_masks
-from .optimize import decode_video, epoch_schedule, report_progress
+from .optimize import epoch_schedule, report_progress
 
 
 @dataclass
@@ -121,5 +121,5 @@ def blind_consistency(original, processed, estimator, settings=None, distance=No
             losses.append(float(loss.detach()))
             report_progress(progress, len(losses) + 1, total)
         generator.decoder.requires_grad_(False)
-        frames = decode_video(generator, source)
+        frames = decode_frames(generator, source)
     return BlindResult(frames, generator, losses, distance.name, anchor)

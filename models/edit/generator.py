@@ -16,6 +16,8 @@ import torch
 
 from .unet import UNet
 
+CODING_CHUNK = 4  # frames per encode/decode call: bounds memory on long clips
+
 
 class Generator:
     """Base class. Subclasses set `decoder` (the nn.Module to tune) and implement `_decode`.
@@ -210,3 +212,29 @@ class BlindGenerator(Generator):
     def _probe_latents(self):
         side = 2 ** self.decoder.levels
         return torch.zeros(1, 3, side, side, device=self.device)
+
+
+def encode_frames(generator, frames, chunk=CODING_CHUNK, progress=None):
+    """Frames `[T,3,H,W]` in [0,1] -> codes `[T,C,h,w]` (CPU float32), `chunk` frames at a time, no gradient.
+
+    progress(done, total) is called after every chunk (it may raise to cancel).
+    """
+    if not callable(getattr(generator, "encode", None)):
+        raise ValueError(f"{generator.name} cannot encode frames; load the generator with Load Generator "
+                         f"(built-in autoencoder or a ComfyUI VAE) and encode with it.")
+    return _in_chunks(generator.encode, frames, chunk, progress)
+
+
+def decode_frames(generator, latents, chunk=CODING_CHUNK, progress=None):
+    """Codes `[T,C,h,w]` -> frames `[T,3,H,W]` (CPU float32), `chunk` codes at a time, no gradient."""
+    return _in_chunks(generator.decode, latents, chunk, progress)
+
+
+def _in_chunks(function, batch, chunk, progress):
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, batch.shape[0], chunk):
+            outputs.append(function(batch[start:start + chunk]).float().cpu())
+            if progress is not None:
+                progress(min(start + chunk, batch.shape[0]), batch.shape[0])
+    return torch.cat(outputs)

@@ -12,6 +12,7 @@ from typing import Optional
 
 import torch
 
+from .generator import decode_frames
 from .losses import (
     CharbonnierSSIMDistance,
     flow_consistency_loss,
@@ -31,7 +32,6 @@ OUT_OF_DOMAIN = "out-of-domain"
 MODES = (IN_DOMAIN, OUT_OF_DOMAIN)
 PRESETS = ("seed", "fast")
 OUT_OF_DOMAIN_FROZEN_SHARE = 0.3  # the seed freezes the last 8 of StyleGAN2's ~26 synthesis layers
-DECODE_CHUNK = 4
 
 
 @dataclass
@@ -220,13 +220,6 @@ def _phase2(original, tuned, refined, pair_loss, settings, schedule, anchor, rng
     tuned.decoder.requires_grad_(False)
 
 
-def decode_video(generator, latents, chunk=DECODE_CHUNK):
-    """Decode `[T,C,h,w]` in chunks without gradient -> frames `[T,3,H,W]` CPU float32."""
-    with torch.no_grad():
-        return torch.cat([generator.decode(latents[start:start + chunk]).float().cpu()
-                          for start in range(0, latents.shape[0], chunk)])
-
-
 def anchor_frame(settings, count):
     """The anchor index: `settings.anchor`, or the middle frame `(count - 1) // 2`."""
     return (count - 1) // 2 if settings.anchor is None else settings.anchor
@@ -339,6 +332,6 @@ def make_consistent(generator, latents, estimator, inputs=None, settings=None, d
                                               _shifted_progress(progress, 0, total))
     tuned, losses2 = finetune_generator(generator, refined, estimator, inputs, settings, distance,
                                         _shifted_progress(progress, first, total))
-    return ConsistencyResult(decode_video(tuned, refined), refined, tuned, mapper,
+    return ConsistencyResult(decode_frames(tuned, refined), refined, tuned, mapper,
                              {"phase1": losses1, "phase2": losses2}, distance.name,
                              anchor_frame(settings, latents.shape[0]))

@@ -143,7 +143,7 @@ def _check_fit(kind, module_state, weights):
                 if names]
     if problems:
         raise ValueError(f"The weights do not fit {kind}: " + "; ".join(problems) + ". Use an unmodified "
-                         f"torchvision RAFT or BasicSR/MMagic SpyNet checkpoint (see models/flow/checkpoints.py).")
+                         "torchvision RAFT or BasicSR/MMagic SpyNet checkpoint (see models/flow/checkpoints.py).")
 
 
 def build_from_state_dict(state_dict, kind=None):

@@ -25,7 +25,7 @@ def save_flowset(path, flows):
         _check_finite(flows.backward, "backward flow")
         tensors["backward"] = flows.backward.float().contiguous()
     metadata = {"format": "tame_flow", "pairs": json.dumps(flows.pairs),
-                "num_frames": str(flows.num_frames)}
+                "num_frames": str(flows.num_frames), "source_size": json.dumps(list(flows.source_size))}
     return save_safetensors(tensors, path, metadata)
 
 
@@ -45,7 +45,8 @@ def load_flowset(path):
     except (OSError, RuntimeError, SafetensorError) as err:
         raise ValueError(f"{path.name} is not a readable safetensors file: {err}") from err
     pairs = [tuple(p) for p in json.loads(metadata["pairs"])]
-    return FlowSet(forward, backward, pairs, int(metadata["num_frames"]))
+    source_size = json.loads(metadata["source_size"]) if "source_size" in metadata else None
+    return FlowSet(forward, backward, pairs, int(metadata["num_frames"]), source_size)
 
 
 def write_flo(path, flow):

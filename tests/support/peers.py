@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from ...kernels.frequency import split_frequencies
 from ...models.edit.blind import check_videos
-from ...models.edit.generator import BlindGenerator
-from ...models.edit.optimize import decode_video, report_progress
+from ...models.edit.generator import BlindGenerator, decode_frames
+from ...models.edit.optimize import report_progress
 from ...models.vsr.wrapper import resize_upscaler
 
 
@@ -71,4 +71,4 @@ def dvp_baseline(original, processed, iterations=None, lr=1e-4, width=32, levels
             loss.backward()
             optimiser.step()
             report_progress(progress, step + 1, iterations)
-        return decode_video(generator, source)
+        return decode_frames(generator, source)
