@@ -153,6 +153,7 @@ class TameLoadGenerator:
     FUNCTION = "load"
     RETURN_TYPES = ("TAME_GENERATOR",)
     RETURN_NAMES = ("generator",)
+    OUTPUT_TOOLTIPS = ("The generator that maps latents to frames (and encodes frames).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -191,6 +192,7 @@ class TameEncodeFrames:
     FUNCTION = "encode"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The latents of the frames, one per frame.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -219,6 +221,7 @@ class TameDecodeFrames:
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The decoded frames.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -244,6 +247,7 @@ class TameJitteredLatentEdit:
     FUNCTION = "edit"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("The edited latents, flickering from frame to frame.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -302,6 +306,7 @@ class TameLatentMLPRefine:
     FUNCTION = "refine"
     RETURN_TYPES = ("LATENT", "STRING")
     RETURN_NAMES = ("latent", "report")
+    OUTPUT_TOOLTIPS = ("The refined latents W + alpha * f(W).", "What was optimised, the losses and the time taken.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -347,6 +352,10 @@ class TameGeneratorFinetune:
     FUNCTION = "finetune"
     RETURN_TYPES = ("TAME_GENERATOR", "STRING")
     RETURN_NAMES = ("generator", "report")
+    OUTPUT_TOOLTIPS = (
+        "A fine-tuned copy of the generator (the input is unchanged).",
+        "What was optimised, the losses and the time taken.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -389,6 +398,10 @@ class TameBlindConsistency:
     FUNCTION = "process"
     RETURN_TYPES = ("IMAGE", "STRING")
     RETURN_NAMES = ("images", "report")
+    OUTPUT_TOOLTIPS = (
+        "The temporally consistent processed video.",
+        "What was optimised, the losses and the time taken.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -433,6 +446,7 @@ class TamePasteBack:
     FUNCTION = "paste"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The full frames with the crops pasted back.",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -30,6 +30,7 @@ class TameLoadFlowModel:
     FUNCTION = "load"
     RETURN_TYPES = ("TAME_FLOW_MODEL",)
     RETURN_NAMES = ("flow_model",)
+    OUTPUT_TOOLTIPS = ("The optical-flow estimator, for Estimate Flow, metrics, upscaling and editing nodes.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -62,6 +63,9 @@ class TameEstimateFlow:
     FUNCTION = "estimate"
     RETURN_TYPES = ("TAME_FLOW",)
     RETURN_NAMES = ("flow",)
+    OUTPUT_TOOLTIPS = (
+        "Flow fields in pixels between the chosen frame pairs (forward, and backward when bidirectional).",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -105,6 +109,12 @@ class TameWarp:
     FUNCTION = "warp"
     RETURN_TYPES = ("IMAGE", "MASK", "LATENT", "MASK")
     RETURN_NAMES = ("image", "mask", "latent", "valid")
+    OUTPUT_TOOLTIPS = (
+        "The warped images, one per pair.",
+        "The warped masks, one per pair.",
+        "The warped latents, one per pair.",
+        "1 where the sample fell inside the frame it was read from.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -152,6 +162,10 @@ class TameFlowConsistency:
     FUNCTION = "masks"
     RETURN_TYPES = ("MASK", "MASK")
     RETURN_NAMES = ("visibility", "occlusion")
+    OUTPUT_TOOLTIPS = (
+        "Soft visibility exp(-alpha * eps) per pair, 1 = consistent.",
+        "Binary occlusion mask per pair, 1 = hidden or out of frame.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -184,6 +198,7 @@ class TameVisualizeFlow:
     FUNCTION = "visualize"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("Flow as Middlebury colours, one image per pair (occluded pixels black when asked).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -218,6 +233,7 @@ class TameFlowConvert:
     FUNCTION = "convert"
     RETURN_TYPES = ("TAME_FLOW", "OPTICAL_FLOW")
     RETURN_NAMES = ("flow", "optical_flow")
+    OUTPUT_TOOLTIPS = ("The flow as TAME_FLOW.", "The forward flows as OPTICAL_FLOW [N,H,W,2] in pixels.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -242,6 +258,7 @@ class TameSaveFlow:
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Path of the written .safetensors file or .flo folder.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -268,6 +285,7 @@ class TameLoadFlow:
     FUNCTION = "load"
     RETURN_TYPES = ("TAME_FLOW",)
     RETURN_NAMES = ("flow",)
+    OUTPUT_TOOLTIPS = ("The loaded flow.",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -16,6 +16,7 @@ class TameAntiAliasDownsample:
     FUNCTION = "downsample"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The downsampled images.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -36,6 +37,7 @@ class TameSplitFrequencies:
     FUNCTION = "split"
     RETURN_TYPES = ("IMAGE", "IMAGE")
     RETURN_NAMES = ("low", "high")
+    OUTPUT_TOOLTIPS = ("The low band (binomial blur).", "The high band, shifted by +0.5 so it fits an IMAGE.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -58,6 +60,7 @@ class TameMergeFrequencies:
     FUNCTION = "merge"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("low + (high - 0.5), clipped to [0,1].",)
 
     @classmethod
     def INPUT_TYPES(cls):

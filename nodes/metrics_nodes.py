@@ -14,6 +14,11 @@ class TameTemporalMetrics:
     FUNCTION = "measure"
     RETURN_TYPES = ("STRING", "IMAGE", "IMAGE")
     RETURN_NAMES = ("report", "plot", "xt_slice")
+    OUTPUT_TOOLTIPS = (
+        "Text report: E_warp, colour similarity and (with a reference) RWE, PSNR, SSIM.",
+        "Plots of the per-pair and per-frame curves.",
+        "x-t slice of the video (one row over time): flicker shows as streaks.",
+    )
     OUTPUT_NODE = True
 
     @classmethod

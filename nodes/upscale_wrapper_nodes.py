@@ -26,6 +26,7 @@ class TameTemporalUpscale:
     FUNCTION = "upscale"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The upscaled video with its detail steadied along the flow.",)
 
     @classmethod
     def INPUT_TYPES(cls):

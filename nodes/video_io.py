@@ -14,6 +14,11 @@ class TameLoadVideo:
     FUNCTION = "load"
     RETURN_TYPES = ("IMAGE", "FLOAT", "INT")
     RETURN_NAMES = ("frames", "fps", "frame_count")
+    OUTPUT_TOOLTIPS = (
+        "The loaded frames [frames,H,W,3] in [0,1].",
+        "Frames per second of the file (divided by the stride).",
+        "How many frames were loaded.",
+    )
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -68,6 +73,7 @@ class TameSaveVideo:
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Path of the written video file or PNG folder.",)
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -50,6 +50,7 @@ class TameLoadVSRModel:
     FUNCTION = "load"
     RETURN_TYPES = ("TAME_VSR_MODEL",)
     RETURN_NAMES = ("vsr_model",)
+    OUTPUT_TOOLTIPS = ("The Tame VSR network, for Video Upscale and Upscale Video File.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -82,6 +83,7 @@ class TameVideoUpscale:
     FUNCTION = "upscale"
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("The upscaled video.",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -107,6 +109,7 @@ class TameUpscaleVideoFile:
     OUTPUT_NODE = True
     RETURN_TYPES = ("STRING",)
     RETURN_NAMES = ("path",)
+    OUTPUT_TOOLTIPS = ("Path of the written upscaled video file or PNG folder.",)
 
     @classmethod
     def INPUT_TYPES(cls):

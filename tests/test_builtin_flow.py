@@ -1,4 +1,4 @@
-"""The built-in estimator against synthetic motion with exact ground truth (models/synthetic.py)."""
+"""The built-in estimator against synthetic motion with exact ground truth (models/data/)."""
 import pytest
 import torch
 

@@ -1,6 +1,6 @@
 """Temporally consistent editing: two-phase optimisation, blind mode, adapters, paste-back, errors.
 
-Videos are synthetic clips with exact flow (models/synthetic.py): E_warp is measured with the
+Videos are synthetic clips with exact flow (models/data/): E_warp is measured with the
 ground-truth flow, independently of the estimator the optimisation uses.
 """
 import pytest

@@ -91,7 +91,8 @@ def test_return_types_and_names(node_id):
     assert output_is_list is None or (len(output_is_list) == len(types)
                                       and all(isinstance(flag, bool) for flag in output_is_list))
     tooltips = getattr(cls, "OUTPUT_TOOLTIPS", None)
-    assert tooltips is None or len(tooltips) == len(types)
+    assert isinstance(tooltips, tuple) and len(tooltips) == len(types), "every output needs an OUTPUT_TOOLTIPS entry"
+    assert all(isinstance(tip, str) and len(tip.strip()) >= 10 for tip in tooltips), "OUTPUT_TOOLTIPS too short"
 
 
 @pytest.mark.parametrize("node_id", NODE_IDS)

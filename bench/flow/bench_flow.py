@@ -2,7 +2,7 @@
 
     python bench/flow/bench_flow.py [--quick] [--sizes 480p,1080p] [--threads 2,1] [--omp-wait passive]
 
-Scenes (models/synthetic.py `render_pair`): a background (scikit-image photos, or a procedural texture)
+Scenes (tests/support/scenes.py `render_pair` over models/data/scenes.py): a background (scikit-image photos, or a procedural texture)
 under camera motion (translation + rotation + zoom) and two independently moving, occluding layers;
 motions 1-50 px per frame. Columns: mean end-point error over all pixels and over the pixels that
 stay visible in frame 2, share of pixels with error > 3 px, milliseconds per pair (median of the
@@ -210,7 +210,7 @@ def main():
         f"torch {torch.__version__}, OpenCV {cv2.__version__}"
         + (f"; GPU: {torch.cuda.get_device_name()}" if gpu else "; no GPU") + ".",
         f"Scenes: {len(scenes)} backgrounds ({', '.join(n for n, _ in scenes)}) x motions {motions} px, "
-        "camera motion + 2 occluding layers (models/synthetic.py). Time: median of the timed calls per "
+        "camera motion + 2 occluding layers (models/data/scenes.py). Time: median of the timed calls per "
         f"pair after a warm-up ({args.repeats} at 480p, 1 at 1080p), averaged over pairs; the ratio is "
         "against DIS-medium in the same run. Memory: peak-RSS increase of one call in a fresh process.", ""]
     for size_name in sizes:

@@ -137,8 +137,8 @@ def _synthetic_clip(generator, num_frames, min_side, image=None):
 
 
 class ProceduralSource:
-    """Procedural textures under synthetic motion (models/synthetic.py), with exact flow."""
-    description = "procedural textures of models/synthetic.py under synthetic motion (exact flow)"
+    """Procedural textures under synthetic motion (models/data/textures.py), with exact flow."""
+    description = "procedural textures of models/data/textures.py under synthetic motion (exact flow)"
 
     def clip(self, generator, num_frames, min_side):
         """HRClip of `num_frames` frames, both sides in [min_side, 2*min_side]."""

@@ -1,7 +1,7 @@
 """Training recipe of the pack's built-in `TameAutoencoder` (models/weights/tame_autoencoder.safetensors).
 
 Data: random square crops of photos (a folder of PNG/JPEG files, or tensors) at a random scale
-(0.5x to 1x), mixed with crops of procedural textures (models/synthetic.procedural_texture, a
+(0.5x to 1x), mixed with crops of procedural textures (models/data/textures.procedural_texture, a
 quarter of every batch by default); horizontal/vertical flips and a colour jitter (per-channel gain,
 brightness, saturation, offset). Loss: `L1 + ssim_weight * (1 - SSIM)` (SSIM of kernels/metrics).
 Adam with a cosine learning-rate decay. Deterministic for a seed on CPU.
