@@ -2,8 +2,8 @@
 
 Every blur in the pack (SSIM windows, the edit losses, the BD degradation, texture prefiltering,
 the binomial low-pass of BlurPool and the frequency split) is `separable_blur` with taps from
-`gaussian_taps` or `binomial_taps`. The blur is a weighted sum of shifted copies along each axis:
-exact, differentiable, and on CPU much faster than a depthwise convolution with a long kernel.
+`gaussian_taps` or `binomial_taps`: one depthwise convolution per axis over all planes at once
+(faster on CPU than per-image convolutions), differentiable.
 """
 import math
 
@@ -41,17 +41,15 @@ def binomial_taps(length=5, dtype=torch.float32, device=None):
 
 
 def _filter_axis(x, taps, dim, padding):
-    """Correlate `x` along `dim` (-1 or -2) with odd `taps` `[K]`; "valid" shrinks that side by K-1."""
+    """Correlate `x` `[N,C,H,W]` along `dim` (-1 or -2) with odd `taps` `[K]`; "valid" shrinks that side by K-1."""
     radius = (taps.numel() - 1) // 2
-    size = x.shape[dim]
     if padding != "valid":
-        mode = padding if padding == "replicate" or radius < size else "replicate"
-        pad = (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius)
-        x = F.pad(x, pad, mode=mode)
-        size = x.shape[dim] - 2 * radius
-    else:
-        size -= 2 * radius
-    return sum(weight * x.narrow(dim, offset, size) for offset, weight in enumerate(taps.tolist()))
+        mode = padding if padding == "replicate" or radius < x.shape[dim] else "replicate"
+        x = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), mode=mode)
+    planes = x.reshape(1, -1, *x.shape[-2:])  # one depthwise conv over all planes: faster than a batch of convs
+    kernel = taps.to(x.dtype).view(1, 1, 1, -1) if dim == -1 else taps.to(x.dtype).view(1, 1, -1, 1)
+    out = F.conv2d(planes, kernel.expand(planes.shape[1], 1, *kernel.shape[-2:]), groups=planes.shape[1])
+    return out.reshape(*x.shape[:-2], *out.shape[-2:])
 
 
 def separable_blur(x, taps, padding="reflect"):
