@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 BLUR_PADDINGS = ("reflect", "replicate", "valid")
+CHARBONNIER_EPS = 1e-3
 
 
 def gaussian_taps(sigma, radius=None, dtype=torch.float32, device=None):
@@ -74,6 +75,6 @@ def gaussian_blur(x, sigma, radius=None, padding="reflect"):
     return separable_blur(x, gaussian_taps(sigma, radius, x.dtype, x.device), padding)
 
 
-def charbonnier(difference, eps=1e-3):
+def charbonnier(difference, eps=CHARBONNIER_EPS):
     """Element-wise smooth L1 `sqrt(difference^2 + eps^2)` (>= eps; reduce it as the loss needs)."""
     return torch.sqrt(difference.square() + eps * eps)

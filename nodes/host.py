@@ -12,6 +12,8 @@ from pathlib import Path
 
 import torch
 
+from ..models.io.weights import PICKLE_SUFFIXES, SAFE_SUFFIXES
+
 try:  # ComfyUI present
     import comfy.model_management as _mm
     import comfy.utils as _cu
@@ -22,8 +24,6 @@ except ImportError:  # headless: tests, command line
     _cu = None
 
 MODEL_KINDS = ("flow", "vsr", "generator", "lpips")
-SAFE_SUFFIXES = (".safetensors", ".sft")
-PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 
 _cancel = threading.Event()
 _progress_handler = None

@@ -11,12 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from ...kernels.consistency import forward_backward_error, soft_visibility
-from ...kernels.filters import charbonnier
+from ...kernels.filters import CHARBONNIER_EPS, charbonnier
 from ...kernels.metrics import SSIM_RADIUS, ssim_map
 from ...kernels.warp import backward_warp
 
 VISIBILITY_ALPHA = 10.0  # exp(-10 eps), seed 001 §3.2
-CHARBONNIER_EPS = 1e-3
 PD_QUANTILE = 0.98  # M^PD = D-map / its 98th percentile, clamped to [0,1]
 
 

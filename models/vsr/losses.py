@@ -3,10 +3,8 @@
 
 
 from ...kernels.consistency import occlusion_mask
-from ...kernels.filters import charbonnier
+from ...kernels.filters import CHARBONNIER_EPS, charbonnier
 from ...kernels.warp import backward_warp
-
-CHARBONNIER_EPS = 1e-3
 
 
 # ---------------------------------------------------------------- losses and discriminator
