@@ -3,15 +3,34 @@
 A set of dense fields between frames, in pixels, with the frame pairs they relate. The forward field of
 pair (a, b) lives on the grid of frame a and points into frame b; frames b may have another size than
 frames a (`source_size`), which makes the same record carry a retargeting warp (output pixel -> source
-position) as well as the optical flow of one video.
+position) as well as the optical flow of one video. A retargeting warp may also be layered
+(`WarpLayers`): `warp` then renders both layers and composites them, as the retarget node did.
 """
 from dataclasses import dataclass, field
 
 import torch
 
+import torch.nn.functional as F
+
+from ...kernels.fill import push_pull_fill
 from ...kernels.warp import inside_frame, pixel_grid, remap, scaled_coordinates
 
 FORWARD, BACKWARD = "forward", "backward"
+
+
+@dataclass
+class WarpLayers:
+    """The two layers of a layered forward warp (a retarget), beside the blended field in `FlowSet.forward`.
+
+    salient, background: `[N,2,H,W]` offsets on the target grid (like `forward`) of the two fields;
+    alpha: `[N,1,H,W]` weight of the salient layer in the composite, on the target grid;
+    known: `[N,1,Hb,Wb]` on the source grid, 0 where the background layer is filled (the salient
+    layer removed), 1 where it is the source itself.
+    """
+    salient: torch.Tensor
+    background: torch.Tensor
+    alpha: torch.Tensor
+    known: torch.Tensor
 
 
 @dataclass
@@ -29,6 +48,7 @@ class FlowSet:
     pairs: list = field(default_factory=list)
     num_frames: int = 0
     source_size: tuple = None
+    layers: WarpLayers = None
 
     def __post_init__(self):
         if self.forward.ndim != 4 or self.forward.shape[1] != 2:
@@ -74,14 +94,27 @@ class FlowSet:
 
         The batch may be a resampled version of the frames (latents are 1/8 of the frames): the field is
         evaluated on the grid it points from, resampled by the same factors. Also returns valid
-        `[N,1,h',w']`, 1 where the sample fell inside the frame.
+        `[N,1,h',w']`, 1 where the sample fell inside the frame. A layered forward warp composites its
+        two layers (the background layer filled where the salient layer was removed).
         """
         flow, grid_size, sampled_size, sources = self.field(direction)
+        batch = batch.expand(len(sources), *batch.shape[1:]) if batch.shape[0] == 1 else batch[sources]
+        if self.layers is None or direction != FORWARD:
+            return remap(batch, self._coordinates(flow, batch, grid_size, sampled_size), padding, mode)
+        layers = self.layers
+        salient = remap(batch, self._coordinates(layers.salient, batch, grid_size, sampled_size), padding, mode)[0]
+        known = F.interpolate(layers.known.to(batch.dtype), size=batch.shape[-2:], mode="bilinear", align_corners=False)
+        coords = self._coordinates(layers.background, batch, grid_size, sampled_size)
+        background = remap(push_pull_fill(batch, known), coords, padding, mode)[0]
+        alpha = F.interpolate(layers.alpha.to(batch.dtype), size=salient.shape[-2:], mode="bilinear",
+                              align_corners=False)
+        return alpha * salient + (1 - alpha) * background, torch.ones_like(alpha)
+
+    @staticmethod
+    def _coordinates(flow, batch, grid_size, sampled_size):
         scale = (batch.shape[-1] / sampled_size[1], batch.shape[-2] / sampled_size[0])
         out_size = (max(1, round(grid_size[0] * scale[1])), max(1, round(grid_size[1] * scale[0])))
-        coords = scaled_coordinates(flow.to(batch.dtype), out_size, scale)
-        batch = batch.expand(len(sources), *batch.shape[1:]) if batch.shape[0] == 1 else batch[sources]
-        return remap(batch, coords, padding, mode)
+        return scaled_coordinates(flow.to(batch.dtype), out_size, scale)
 
     def valid(self, direction=FORWARD):
         """`[N,1,h,w]` 0/1 on the field's grid: 1 where the field points inside the frame it samples."""

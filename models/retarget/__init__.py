@@ -1,0 +1,1 @@
+"""Content-aware retargeting (HALO ideas): saliency, two-layer mesh warps, composite, video."""

@@ -1,0 +1,215 @@
+"""Retargeting one image with two layered backward warps (HALO's idea, found by optimisation, no weights).
+
+1. Saliency S (weight-free, or the user's keep / drop masks on top of it).
+2. Background field: a mesh warp that covers the whole source (border pinned), keeps salient and
+   structured (edge) regions close to a similarity, keeps straight lines straight and lets the rest
+   absorb the change of size (the weights are re-sampled at the warp's own positions a few times).
+3. Salient field: the same solver with a much stronger similarity weight on S and, elsewhere, a
+   pull towards the background field: salient content keeps its aspect ratio exactly enough while
+   the two fields agree away from it, so the composite has no seam there.
+4. Composite: `O = A' I(phi_s) + (1 - A') B(phi_b)`, A' the salient layer's alpha warped by phi_s and
+   B the source with the salient layer removed by push-pull filling (what shows where the salient
+   layer moved away from where the background field would have put it).
+The result's warp record is a layered `FlowSet`: applied to masks, depth maps, latents or other frames
+it composites them the same way; tools that read one field get the alpha-blend of the two.
+"""
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ...kernels.consistency import dilate_mask
+from ...kernels.fill import push_pull_fill
+from ...kernels.filters import gaussian_blur
+from ...kernels.mesh_warp import MeshTerms, dense_field, mesh_grid, sample_on_edges, solve_mesh
+from ...kernels.saliency import apply_user_masks, gradient_energy, saliency
+from ...kernels.warp import pixel_grid, remap
+from ..flow.field import FlowSet, WarpLayers
+
+MAX_UPSCALE = 4
+
+
+@dataclass(frozen=True)
+class RetargetSettings:
+    """Weights of the two solves (relative to the uniform-scaling and bending terms)."""
+    cells: int = 24                  # mesh cells along the longer target side
+    saliency_weight: float = 6.0     # similarity weight of fully salient edges, background field
+    structure_weight: float = 1.0    # similarity weight from gradient energy (edges, texture)
+    uniform_weight: float = 0.05     # pull of every edge towards uniform scaling
+    shear_weight: float = 1.0        # straight horizontal / vertical lines
+    drop_weight: float = 4.0         # squeeze strength in the drop mask
+    bending: float = 0.5
+    rigidity: float = 60.0           # similarity weight of salient edges, salient field
+    follow_background: float = 0.1   # pull of the salient field to the background field away from the layer
+    iterations: int = 3              # weight re-sampling passes of the background field
+    alpha_low: float = 0.35          # saliency below this is background only
+    alpha_high: float = 0.65         # saliency above this is salient layer only
+
+
+@dataclass
+class RetargetMaps:
+    """What the solves read, on the source grid `[1,1,H,W]`.
+
+    saliency: weights of the background field; layer: what the salient layer holds (the keep mask
+    when one is given: it then defines the layer alone, else the saliency).
+    """
+    saliency: torch.Tensor
+    layer: torch.Tensor
+    structure: torch.Tensor
+    drop: torch.Tensor
+
+
+@dataclass
+class RetargetFields:
+    """Mesh vertices `[2,R+1,C+1]` (source px) of both fields and the mesh geometry."""
+    grid: object
+    background: torch.Tensor
+    salient: torch.Tensor
+
+
+@dataclass
+class RetargetResult:
+    image: torch.Tensor            # [1,3,H',W']
+    warp: FlowSet                  # one layered pair (target <- source), source_size = the source's
+    warped_saliency: torch.Tensor  # [1,1,H',W'] saliency carried by the warp
+    fields: RetargetFields
+
+
+def offsets(coordinates):
+    """Source coordinates `[N,2,H',W']` -> offsets from each target pixel (the FlowSet convention)."""
+    return coordinates - pixel_grid(*coordinates.shape[-2:], coordinates.device, coordinates.dtype)
+
+
+def check_target_size(source_size, target_size):
+    """Error unless the target is at least 2x2 and at most MAX_UPSCALE x the source on each side."""
+    (h, w), (th, tw) = source_size, target_size
+    if min(th, tw) < 2:
+        raise ValueError(f"target size {tw}x{th} is too small: width and height must be at least 2 pixels.")
+    if th > MAX_UPSCALE * h or tw > MAX_UPSCALE * w:
+        raise ValueError(f"target size {tw}x{th} is more than {MAX_UPSCALE}x the source {w}x{h}; retargeting "
+                         f"changes aspect ratio, enlarge with an upscaler first and retarget after.")
+
+
+def preferred_scale(source_size, target_size):
+    """Backward scale salient content should keep: 1 (its size) when 1 lies between the two axis scales
+    of uniform scaling, else the axis scale nearest to 1 (the object shrinks or grows with the frame)."""
+    forward = sorted(((target_size[0] - 1) / (source_size[0] - 1), (target_size[1] - 1) / (source_size[1] - 1)))
+    return 1.0 / min(max(1.0, forward[0]), forward[1])
+
+
+def source_maps(image, keep=None, drop=None, saliency_map=None):
+    """RetargetMaps for image `[1,3,H,W]`, optional masks `[1,1,H,W]` and a precomputed saliency."""
+    base = saliency(image) if saliency_map is None else saliency_map
+    drop_map = torch.zeros_like(base) if drop is None else drop.clamp(0, 1)
+    weights = apply_user_masks(base, keep, drop)
+    layer = weights if keep is None else apply_user_masks(torch.zeros_like(base), keep, drop)
+    return RetargetMaps(weights, layer, gradient_energy(image), drop_map)
+
+
+def _background_terms(maps, grid, vertices, settings, reference=None, reference_weight=None):
+    samples = sample_on_edges(torch.cat((maps.saliency, maps.structure, maps.drop), 1), grid, vertices)
+    similarity, uniform, squeeze, shear = [], [], [], []
+    for edge in samples:
+        salient, structure, drop = edge[0], edge[1], edge[2]
+        keep = 1 - drop
+        similarity.append((settings.saliency_weight * salient + settings.structure_weight * structure) * keep)
+        uniform.append(torch.full_like(salient, settings.uniform_weight))
+        squeeze.append(settings.drop_weight * drop)
+        shear.append(torch.full_like(salient, settings.shear_weight))
+    return MeshTerms(tuple(similarity), tuple(uniform), tuple(squeeze), tuple(shear), settings.bending,
+                     preferred_scale(grid.source_size, grid.target_size), reference=reference,
+                     reference_weight=reference_weight)
+
+
+def solve_background(maps, grid, settings, reference=None, reference_weight=None):
+    """Background field vertices `[2,R+1,C+1]`; with a reference (previous frame), pulled towards it."""
+    vertices = grid.uniform_vertices()
+    for _ in range(settings.iterations):
+        terms = _background_terms(maps, grid, vertices, settings, reference, reference_weight)
+        vertices, _ = solve_mesh(grid, terms)
+    return vertices
+
+
+def _salient_terms(maps, grid, vertices, settings):
+    """Rigid (similarity, no shear) on the layer; weak bending and uniform pull elsewhere, no coupling
+    to the background's shear and structure terms: the layer may slide against its surroundings."""
+    similarity, uniform, squeeze, shear = [], [], [], []
+    for edge in sample_on_edges(maps.layer, grid, vertices):
+        layer = edge[0]
+        similarity.append(settings.rigidity * layer)
+        uniform.append(torch.full_like(layer, 0.01 * settings.uniform_weight))
+        squeeze.append(torch.zeros_like(layer))
+        shear.append(torch.zeros_like(layer))
+    return MeshTerms(tuple(similarity), tuple(uniform), tuple(squeeze), tuple(shear), 0.1 * settings.bending,
+                     preferred_scale(grid.source_size, grid.target_size), pin_border=False)
+
+
+def solve_salient(maps, grid, background, settings, reference=None, reference_weight=None):
+    """Salient field vertices: rigid on the salient layer, following `background` (and `reference`) elsewhere.
+
+    Rigid edges and free vertices are found at the field's own source positions, re-sampled each pass
+    (the salient layer takes more target pixels than the background field gave it). Vertices within
+    one cell of the layer are only weakly pulled, so the layer's size and place come from its own
+    rigidity, the scale prior and the background field on average.
+    """
+    cell = max(1, round(max(grid.source_size[0] / grid.rows, grid.source_size[1] / grid.cols)))
+    surroundings = dilate_mask(F.max_pool2d(maps.layer, 2, ceil_mode=True), max(1, cell // 2))
+    vertices = background
+    for _ in range(settings.iterations):
+        terms = _salient_terms(maps, grid, vertices, settings)
+        near = remap(surroundings, (vertices[None].float() + 0.5) / 2 - 0.5, padding="border")[0][0, 0].double()
+        pull = settings.follow_background * (1 - near) + 0.02
+        target = background
+        if reference is not None:
+            target = (pull * background + reference_weight * reference) / (pull + reference_weight)
+            pull = pull + reference_weight
+        terms.reference, terms.reference_weight = target, pull
+        vertices, _ = solve_mesh(grid, terms)
+    return vertices
+
+
+def salient_alpha(saliency_map, settings):
+    """Soft salient-layer alpha `[N,1,H,W]`: smoothstep of saliency between alpha_low and alpha_high."""
+    t = ((saliency_map - settings.alpha_low) / (settings.alpha_high - settings.alpha_low)).clamp(0, 1)
+    return t * t * (3 - 2 * t)
+
+
+def background_known(alpha):
+    """`[N,1,H,W]` 1 where the background layer is the source, falling to 0 over the salient layer `alpha`
+    grown by 1 % of the longer side (its soft edge goes into the hole, not into the background)."""
+    radius = max(1, round(0.01 * max(alpha.shape[-2:])))
+    hole = dilate_mask((alpha > 0.05).float(), radius)
+    return 1 - gaussian_blur(hole, sigma=radius).clamp(0, 1) * hole
+
+
+def layered_warp(maps, fields, settings):
+    """The two fields at full target size, with the layer's alpha, as one layered FlowSet pair."""
+    size = fields.grid.target_size
+    salient, background = dense_field(fields.salient, size), dense_field(fields.background, size)
+    source_alpha = salient_alpha(maps.layer, settings)
+    alpha = remap(source_alpha, salient, padding="border")[0]
+    blended = alpha * salient + (1 - alpha) * background
+    layers = WarpLayers(offsets(salient), offsets(background), alpha, background_known(source_alpha))
+    return FlowSet(offsets(blended), pairs=[(0, 0)], num_frames=1, source_size=fields.grid.source_size, layers=layers)
+
+
+def render(image, maps, fields, settings):
+    """Composite both layers at the target size -> RetargetResult."""
+    warp = layered_warp(maps, fields, settings)
+    output = warp.warp(image)[0].clamp(0, 1)
+    warped_saliency = remap(maps.saliency, warp.forward + pixel_grid(*warp.size), padding="border")[0]
+    return RetargetResult(output, warp, warped_saliency, fields)
+
+
+def retarget_image(image, target_size, keep=None, drop=None, settings=RetargetSettings(), saliency_map=None):
+    """Retarget RGB `[1,3,H,W]` in [0,1] to `target_size` (H', W') -> RetargetResult.
+
+    keep / drop: optional `[1,1,H,W]` masks in [0,1] (keep: stays undistorted; drop: squeezed first).
+    """
+    check_target_size(image.shape[-2:], target_size)
+    maps = source_maps(image, keep, drop, saliency_map)
+    grid = mesh_grid(image.shape[-2:], target_size, settings.cells)
+    background = solve_background(maps, grid, settings)
+    fields = RetargetFields(grid, background, solve_salient(maps, grid, background, settings))
+    return render(image, maps, fields, settings)
+
