@@ -71,5 +71,7 @@ def dilate_mask(mask, radius):
     if radius == 0:
         return mask
     values = mask if mask.is_floating_point() else mask.float()
-    dilated = F.max_pool2d(values, 2 * int(radius) + 1, stride=1, padding=int(radius))
+    r = int(radius)  # the square max filter is separable: rows, then columns
+    dilated = F.max_pool2d(values, (1, 2 * r + 1), stride=1, padding=(0, r))
+    dilated = F.max_pool2d(dilated, (2 * r + 1, 1), stride=1, padding=(r, 0))
     return dilated.to(mask.dtype)

@@ -103,13 +103,26 @@ class _NormalEquations:
         self.matrix.index_add_(0, rows.reshape(-1), (weighted[:, :, None] * coeff[:, None, :]).reshape(-1))
         self.rhs.index_add_(0, index.reshape(-1), (weighted * target[:, None]).reshape(-1))
 
-    def solve(self):
+    def solve_coupled(self, half):
+        """Solve when unknowns [0, half) and [half, 2 half) are coupled only through the last one (s).
+
+        Two Cholesky solves of size `half` and a scalar Schur complement instead of one dense solve of
+        size 2 half + 1 (8x less work).
+        """
         matrix = self.matrix.view(self.size, self.size)
-        matrix = matrix + torch.eye(self.size, dtype=torch.float64) * (1e-9 * matrix.diagonal().mean())
-        factor, info = torch.linalg.cholesky_ex(matrix)
-        if info.item() == 0:
-            return torch.cholesky_solve(self.rhs[:, None], factor)[:, 0]
-        return torch.linalg.lstsq(matrix, self.rhs[:, None]).solution[:, 0]
+        s = self.size - 1
+        blocks, couplings, rhs = [], [], []
+        for start in (0, half):
+            block = matrix[start:start + half, start:start + half].clone()
+            block.diagonal().add_(1e-9 * block.diagonal().mean() + 1e-12)
+            blocks.append(torch.linalg.cholesky(block))
+            couplings.append(matrix[start:start + half, s])
+            rhs.append(self.rhs[start:start + half])
+        solved = [torch.cholesky_solve(torch.stack((r, c), 1), factor)
+                  for factor, r, c in zip(blocks, rhs, couplings)]
+        schur = matrix[s, s] - sum(c @ sol[:, 1] for c, sol in zip(couplings, solved))
+        scale = (self.rhs[s] - sum(c @ sol[:, 0] for c, sol in zip(couplings, solved))) / schur
+        return torch.cat([sol[:, 0] - scale * sol[:, 1] for sol in solved] + [scale.view(1)])
 
 
 def _edge_pairs(first, second, scale, target, weight):
@@ -177,7 +190,7 @@ def solve_mesh(grid, terms):
         _add_border(system, ids, grid)
     system.add(torch.tensor([[s_index]]), torch.ones(1, 1), torch.tensor([terms.preferred_scale]),
                torch.tensor([terms.scale_prior]))
-    solution = system.solve()
+    solution = system.solve_coupled(nv)
     return _untangle(solution[:2 * nv].view(2, grid.rows + 1, grid.cols + 1), grid), solution[-1].item()
 
 
@@ -201,9 +214,13 @@ def _untangle(vertices, grid, min_fraction=0.05):
 
 
 def sample_on_edges(maps, grid, vertices):
-    """Mean of `maps` `[1,K,H,W]` (source grid) at the edge midpoints -> (horizontal `[K,R+1,C]`, vertical `[K,R,C+1]`)."""
-    return tuple(remap(maps, midpoints[None].to(maps.dtype), padding="border")[0][0]
-                 for midpoints in grid.edge_midpoints(vertices))
+    """Mean of `maps` `[1,K,h,w]` at the edge midpoints -> (horizontal `[K,R+1,C]`, vertical `[K,R,C+1]`).
+
+    The maps may be a resampled copy of the source (pixel-area convention): positions are rescaled.
+    """
+    scale = vertices.new_tensor([maps.shape[-1] / grid.source_size[1], maps.shape[-2] / grid.source_size[0]])
+    return tuple(remap(maps, ((midpoints + 0.5) * scale.view(2, 1, 1) - 0.5)[None].to(maps.dtype),
+                       padding="border")[0][0] for midpoints in grid.edge_midpoints(vertices))
 
 
 def dense_field(vertices, target_size):

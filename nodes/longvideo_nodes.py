@@ -74,6 +74,12 @@ def _noise_size(channels, width, height, latent, image):
     return (channels, height // LATENT_DOWNSCALE, width // LATENT_DOWNSCALE)
 
 
+def noise_preview(samples):
+    """Noise `[T,C,h,w]` -> pictures `[T,3,h,w]`: channels 0-2 (repeated when C < 3) as 0.5 + 0.15 x."""
+    channels = samples[:, [min(c, samples.shape[1] - 1) for c in range(3)]]
+    return (0.5 + 0.15 * channels).clamp(0.0, 1.0)
+
+
 def _footprints_in_frames(unit, k_min, k_max, fps, filters):
     """Footprints in frames of the node's footprint controls (seconds are multiplied by fps)."""
     if unit not in UNITS:
@@ -101,12 +107,14 @@ class TameTemporalNoise:
                    "SamplerCustomAdvanced.")
     CATEGORY = CATEGORY
     FUNCTION = "generate"
-    RETURN_TYPES = ("LATENT", "NOISE", "STRING")
-    RETURN_NAMES = ("latent", "noise", "info")
+    RETURN_TYPES = ("LATENT", "NOISE", "IMAGE", "STRING")
+    RETURN_NAMES = ("latent", "noise", "preview", "info")
     OUTPUT_TOOLTIPS = (
         "The noise as LATENT samples [frames, channels, height/8, width/8] (unit variance).",
         "The same noise process as a NOISE for SamplerCustomAdvanced: shaped like the latent it fills "
         "(frames as batch, or the time axis of video latents), starting at start_frame.",
+        "Channels 0-2 of the noise as pictures at latent size (grey = 0, +-3.3 sigma = full range), to "
+        "see how slowly it changes.",
         "The footprints in frames, the noise lattice steps and the sizes used.",
     )
 
@@ -157,7 +165,7 @@ class TameTemporalNoise:
         samples = temporal_noise(indices, size, source.seed, footprint_list, fresh_noise,
                                  progress=host.progress(frames, "temporal noise"))
         info = _noise_info(indices.tolist(), size, footprint_list, fresh_noise)
-        return ({"samples": samples}, source, info)
+        return ({"samples": samples}, source, frames_to_image(noise_preview(samples)), info)
 
 
 # ------------------------------------------------------------------------------ pose heatmaps

@@ -27,6 +27,7 @@ from ...kernels.warp import pixel_grid, remap
 from ..flow.field import FlowSet, WarpLayers
 
 MAX_UPSCALE = 4
+WORK_SIDE = 192  # the solves read saliency and structure at most this size (longer side)
 
 
 @dataclass(frozen=True)
@@ -41,22 +42,24 @@ class RetargetSettings:
     bending: float = 0.5
     rigidity: float = 60.0           # similarity weight of salient edges, salient field
     follow_background: float = 0.1   # pull of the salient field to the background field away from the layer
-    iterations: int = 3              # weight re-sampling passes of the background field
-    alpha_low: float = 0.35          # saliency below this is background only
-    alpha_high: float = 0.65         # saliency above this is salient layer only
+    iterations: int = 2              # weight re-sampling passes of each field
+    alpha_low: float = 0.45          # saliency below this is background only
+    alpha_high: float = 0.75         # saliency above this is salient layer only
 
 
 @dataclass
 class RetargetMaps:
-    """What the solves read, on the source grid `[1,1,H,W]`.
+    """What the solves read `[1,1,h,w]`, on a copy of the source grid at most WORK_SIDE px.
 
     saliency: weights of the background field; layer: what the salient layer holds (the keep mask
-    when one is given: it then defines the layer alone, else the saliency).
+    when one is given: it then defines the layer alone, else the saliency); layer_full: the layer at
+    the source size (for the alpha of the composite).
     """
     saliency: torch.Tensor
     layer: torch.Tensor
     structure: torch.Tensor
     drop: torch.Tensor
+    layer_full: torch.Tensor
 
 
 @dataclass
@@ -97,13 +100,28 @@ def preferred_scale(source_size, target_size):
     return 1.0 / min(max(1.0, forward[0]), forward[1])
 
 
+def work_copy(batch):
+    """`[N,C,H,W]` area-resampled so the longer side is at most WORK_SIDE (unchanged when smaller)."""
+    h, w = batch.shape[-2:]
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    return batch if scale == 1.0 else F.interpolate(batch, size=(max(2, round(h * scale)), max(2, round(w * scale))),
+                                                    mode="area")
+
+
 def source_maps(image, keep=None, drop=None, saliency_map=None):
-    """RetargetMaps for image `[1,3,H,W]`, optional masks `[1,1,H,W]` and a precomputed saliency."""
-    base = saliency(image) if saliency_map is None else saliency_map
-    drop_map = torch.zeros_like(base) if drop is None else drop.clamp(0, 1)
-    weights = apply_user_masks(base, keep, drop)
-    layer = weights if keep is None else apply_user_masks(torch.zeros_like(base), keep, drop)
-    return RetargetMaps(weights, layer, gradient_energy(image), drop_map)
+    """RetargetMaps for image `[1,3,H,W]`, optional masks `[1,1,H,W]` and a precomputed saliency `[1,1,H,W]`."""
+    work = work_copy(image)
+    base = saliency(work) if saliency_map is None else work_copy(saliency_map)
+    keep_work, drop_work = (None if m is None else work_copy(m.clamp(0, 1)) for m in (keep, drop))
+    weights = apply_user_masks(base, keep_work, drop_work)
+    if keep is None:
+        layer = weights
+        layer_full = F.interpolate(layer, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    else:
+        layer = apply_user_masks(torch.zeros_like(base), keep_work, drop_work)
+        layer_full = apply_user_masks(torch.zeros_like(keep), keep, drop)
+    drop_map = torch.zeros_like(base) if drop is None else drop_work
+    return RetargetMaps(weights, layer, gradient_energy(work), drop_map, layer_full)
 
 
 def _background_terms(maps, grid, vertices, settings, reference=None, reference_weight=None):
@@ -130,11 +148,19 @@ def solve_background(maps, grid, settings, reference=None, reference_weight=None
     return vertices
 
 
-def _salient_terms(maps, grid, vertices, settings):
-    """Rigid (similarity, no shear) on the layer; weak bending and uniform pull elsewhere, no coupling
-    to the background's shear and structure terms: the layer may slide against its surroundings."""
+def _at_vertices(work_map, grid, vertices):
+    """`[1,1,h,w]` work-size map at the vertices' source positions -> `[R+1,C+1]` float64."""
+    scale = vertices.new_tensor([work_map.shape[-1] / grid.source_size[1], work_map.shape[-2] / grid.source_size[0]])
+    coords = (vertices + 0.5) * scale.view(2, 1, 1) - 0.5
+    return remap(work_map, coords[None].float(), padding="border")[0][0, 0].double()
+
+
+def _salient_terms(rigid, grid, vertices, settings):
+    """Rigid (similarity, no shear) where `rigid` `[1,1,h,w]` is set; weak bending and uniform pull
+    elsewhere, no coupling to the background's shear and structure terms: the layer may slide against
+    its surroundings."""
     similarity, uniform, squeeze, shear = [], [], [], []
-    for edge in sample_on_edges(maps.layer, grid, vertices):
+    for edge in sample_on_edges(rigid, grid, vertices):
         layer = edge[0]
         similarity.append(settings.rigidity * layer)
         uniform.append(torch.full_like(layer, 0.01 * settings.uniform_weight))
@@ -148,16 +174,18 @@ def solve_salient(maps, grid, background, settings, reference=None, reference_we
     """Salient field vertices: rigid on the salient layer, following `background` (and `reference`) elsewhere.
 
     Rigid edges and free vertices are found at the field's own source positions, re-sampled each pass
-    (the salient layer takes more target pixels than the background field gave it). Vertices within
-    one cell of the layer are only weakly pulled, so the layer's size and place come from its own
-    rigidity, the scale prior and the background field on average.
+    (the salient layer takes more target pixels than the background field gave it). The rigid part is
+    the layer grown by one mesh cell, so cells cut by the layer's outline are rigid too; vertices within
+    two cells are only weakly pulled, so the layer's size and place come from its own rigidity, the
+    scale prior and the background field on average.
     """
-    cell = max(1, round(max(grid.source_size[0] / grid.rows, grid.source_size[1] / grid.cols)))
-    surroundings = dilate_mask(F.max_pool2d(maps.layer, 2, ceil_mode=True), max(1, cell // 2))
+    cell = max(1, round(max(maps.layer.shape[-2] / grid.rows, maps.layer.shape[-1] / grid.cols)))
+    rigid = dilate_mask(maps.layer, cell)
+    surroundings = dilate_mask(maps.layer, 2 * cell)
     vertices = background
     for _ in range(settings.iterations):
-        terms = _salient_terms(maps, grid, vertices, settings)
-        near = remap(surroundings, (vertices[None].float() + 0.5) / 2 - 0.5, padding="border")[0][0, 0].double()
+        terms = _salient_terms(rigid, grid, vertices, settings)
+        near = _at_vertices(surroundings, grid, vertices)
         pull = settings.follow_background * (1 - near) + 0.02
         target = background
         if reference is not None:
@@ -177,27 +205,34 @@ def salient_alpha(saliency_map, settings):
 def background_known(alpha):
     """`[N,1,H,W]` 1 where the background layer is the source, falling to 0 over the salient layer `alpha`
     grown by 1 % of the longer side (its soft edge goes into the hole, not into the background)."""
-    radius = max(1, round(0.01 * max(alpha.shape[-2:])))
-    hole = dilate_mask((alpha > 0.05).float(), radius)
-    return 1 - gaussian_blur(hole, sigma=radius).clamp(0, 1) * hole
+    small = work_copy(alpha)
+    radius = max(1, round(0.01 * max(small.shape[-2:])))
+    hole = dilate_mask((small > 0.5).float(), radius)
+    hole = gaussian_blur(hole, sigma=radius).clamp(0, 1) * hole
+    return 1 - F.interpolate(hole, size=alpha.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def layered_warp(maps, fields, settings):
     """The two fields at full target size, with the layer's alpha, as one layered FlowSet pair."""
     size = fields.grid.target_size
     salient, background = dense_field(fields.salient, size), dense_field(fields.background, size)
-    source_alpha = salient_alpha(maps.layer, settings)
+    source_alpha = salient_alpha(maps.layer_full, settings)
     alpha = remap(source_alpha, salient, padding="border")[0]
     blended = alpha * salient + (1 - alpha) * background
     layers = WarpLayers(offsets(salient), offsets(background), alpha, background_known(source_alpha))
     return FlowSet(offsets(blended), pairs=[(0, 0)], num_frames=1, source_size=fields.grid.source_size, layers=layers)
 
 
+def warp_map(work_map, warp):
+    """A work-size source map `[1,1,h,w]` carried by the blended field of a one-pair warp -> `[1,1,H',W']`."""
+    return FlowSet(warp.forward, pairs=[(0, 0)], num_frames=1, source_size=warp.source_size).warp(work_map)[0]
+
+
 def render(image, maps, fields, settings):
     """Composite both layers at the target size -> RetargetResult."""
     warp = layered_warp(maps, fields, settings)
     output = warp.warp(image)[0].clamp(0, 1)
-    warped_saliency = remap(maps.saliency, warp.forward + pixel_grid(*warp.size), padding="border")[0]
+    warped_saliency = warp_map(maps.saliency, warp)
     return RetargetResult(output, warp, warped_saliency, fields)
 
 
