@@ -236,11 +236,12 @@ def render(image, maps, fields, settings):
     return RetargetResult(output, warp, warped_saliency, fields)
 
 
-def retarget_image(image, target_size, keep=None, drop=None, settings=RetargetSettings(), saliency_map=None):
+def retarget_image(image, target_size, keep=None, drop=None, settings=None, saliency_map=None):
     """Retarget RGB `[1,3,H,W]` in [0,1] to `target_size` (H', W') -> RetargetResult.
 
     keep / drop: optional `[1,1,H,W]` masks in [0,1] (keep: stays undistorted; drop: squeezed first).
     """
+    settings = settings or RetargetSettings()
     check_target_size(image.shape[-2:], target_size)
     maps = source_maps(image, keep, drop, saliency_map)
     grid = mesh_grid(image.shape[-2:], target_size, settings.cells)
@@ -248,3 +249,12 @@ def retarget_image(image, target_size, keep=None, drop=None, settings=RetargetSe
     fields = RetargetFields(grid, background, solve_salient(maps, grid, background, settings))
     return render(image, maps, fields, settings)
 
+
+
+def stack_warps(warps):
+    """Layered one-pair FlowSets (one per frame, same sizes) -> one FlowSet of pairs (t, t)."""
+    layers = WarpLayers(*(torch.cat([getattr(w.layers, name) for w in warps]) for name in
+                          ("salient", "background", "alpha", "known")))
+    n = len(warps)
+    return FlowSet(torch.cat([w.forward for w in warps]), pairs=[(t, t) for t in range(n)], num_frames=n,
+                   source_size=warps[0].source_size, layers=layers)

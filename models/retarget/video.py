@@ -17,9 +17,19 @@ from ...kernels.mesh_warp import mesh_grid, mesh_jacobian
 from ...kernels.saliency import saliency
 from ...kernels.warp import pixel_grid, remap
 from ..flow.estimate import estimate_video_flow
-from ..flow.field import FlowSet, WarpLayers
-from .image import (RetargetFields, RetargetSettings, check_target_size, layered_warp, solve_background,
-                    solve_salient, source_maps, warp_map, work_copy)
+from ..flow.field import FlowSet
+from .image import (
+    RetargetFields,
+    RetargetSettings,
+    check_target_size,
+    layered_warp,
+    solve_background,
+    solve_salient,
+    source_maps,
+    stack_warps,
+    warp_map,
+    work_copy,
+)
 
 
 @dataclass(frozen=True)
@@ -84,23 +94,14 @@ def _retarget_frame(frame, keep, drop, carried, flows, grid, settings, video):
     return layered_warp(maps, fields, settings), _Carried(fields, frame_saliency), maps.saliency
 
 
-def _stack_pairs(pairs, source_size):
-    """Layered single-pair FlowSets, one per frame -> one FlowSet of pairs (t, t)."""
-    cat = torch.cat
-    layers = WarpLayers(*(cat([getattr(p.layers, name) for p in pairs]) for name in
-                          ("salient", "background", "alpha", "known")))
-    n = len(pairs)
-    return FlowSet(cat([p.forward for p in pairs]), pairs=[(t, t) for t in range(n)], num_frames=n,
-                   source_size=tuple(source_size), layers=layers)
-
-
-def retarget_video(frames, target_size, estimator, keep=None, drop=None, settings=RetargetSettings(),
-                   video=VideoSettings(), progress=None):
+def retarget_video(frames, target_size, estimator, keep=None, drop=None, settings=None, video=None,
+                   progress=None):
     """Retarget frames `[T,3,H,W]` (CPU, [0,1]) to `target_size` (H', W').
 
     keep / drop: optional masks `[1 or T,1,H,W]`. progress(done, total) is called per frame (may raise to
     cancel). Returns (frames `[T,3,H',W']`, layered FlowSet of pairs (t, t), warped saliency `[T,1,H',W']`).
     """
+    settings, video = settings or RetargetSettings(), video or VideoSettings()
     check_video(frames, target_size, keep, drop)
     grid = mesh_grid(frames.shape[-2:], target_size, settings.cells)
     outputs, warps, saliencies, carried = [], [], [], None
@@ -119,4 +120,4 @@ def retarget_video(frames, target_size, estimator, keep=None, drop=None, setting
             warps.append(warp)
             if progress is not None:
                 progress(t + 1, total)
-    return torch.cat(outputs), _stack_pairs(warps, frames.shape[-2:]), torch.cat(saliencies)
+    return torch.cat(outputs), stack_warps(warps), torch.cat(saliencies)
