@@ -41,8 +41,10 @@ def spectral_residual(images, side=SPECTRAL_SIDE):
     h, w = images.shape[-2:]
     small = F.interpolate(luminance(images), size=_working_size(h, w, side), mode="area").double()
     spectrum = torch.fft.fft2(small)
-    log_amplitude = torch.log(spectrum.abs().clamp_min(1e-12))
-    smooth = F.avg_pool2d(F.pad(log_amplitude, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    amplitude = spectrum.abs()
+    # the floor keeps near-zero amplitudes of flat images from dominating the residual
+    log_amplitude = torch.log(amplitude + 1e-3 * amplitude.mean(dim=(-2, -1), keepdim=True))
+    smooth = F.avg_pool2d(F.pad(log_amplitude, (1, 1, 1, 1), mode="circular"), 3, stride=1)  # the spectrum is periodic
     residual = torch.exp(log_amplitude - smooth) * torch.exp(1j * torch.angle(spectrum))
     energy = torch.fft.ifft2(residual).abs().square().float()
     energy = gaussian_blur(energy, sigma=max(1.0, side / 24))

@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ...kernels.consistency import dilate_mask
-from ...kernels.fill import push_pull_fill
 from ...kernels.filters import gaussian_blur
-from ...kernels.mesh_warp import MeshTerms, dense_field, mesh_grid, sample_on_edges, solve_mesh
+from ...kernels.mesh_warp import MeshTerms, dense_field, mesh_grid, mesh_jacobian, sample_on_edges, solve_mesh
 from ...kernels.saliency import apply_user_masks, gradient_energy, saliency
 from ...kernels.warp import pixel_grid, remap
 from ..flow.field import FlowSet, WarpLayers
@@ -41,10 +40,11 @@ class RetargetSettings:
     drop_weight: float = 4.0         # squeeze strength in the drop mask
     bending: float = 0.5
     rigidity: float = 60.0           # similarity weight of salient edges, salient field
+    area_prior: float = 1.0          # pull of the salient scale to the background field's area scale
     follow_background: float = 0.1   # pull of the salient field to the background field away from the layer
     iterations: int = 2              # weight re-sampling passes of each field
-    alpha_low: float = 0.45          # saliency below this is background only
-    alpha_high: float = 0.75         # saliency above this is salient layer only
+    alpha_low: float = 0.6          # saliency below this is background only
+    alpha_high: float = 0.85         # saliency above this is salient layer only
 
 
 @dataclass
@@ -174,7 +174,10 @@ def solve_salient(maps, grid, background, settings, reference=None, reference_we
     """Salient field vertices: rigid on the salient layer, following `background` (and `reference`) elsewhere.
 
     Rigid edges and free vertices are found at the field's own source positions, re-sampled each pass
-    (the salient layer takes more target pixels than the background field gave it). The rigid part is
+    (the salient layer takes more target pixels than the background field gave it). Its scale is pulled
+    to the area scale the background field gave the layer (sqrt of the Jacobian's determinant, averaged
+    over the layer): the layer changes shape back to its own aspect ratio but covers about as much of
+    the background as before, so little background content disappears under it. The rigid part is
     the layer grown by one mesh cell, so cells cut by the layer's outline are rigid too; vertices within
     two cells are only weakly pulled, so the layer's size and place come from its own rigidity, the
     scale prior and the background field on average.
@@ -183,8 +186,13 @@ def solve_salient(maps, grid, background, settings, reference=None, reference_we
     rigid = dilate_mask(maps.layer, cell)
     surroundings = dilate_mask(maps.layer, 2 * cell)
     vertices = background
+    jacobian = mesh_jacobian(background, grid)
+    inside = _at_vertices(maps.layer, grid, background)
+    area_scale = 0.5 * (jacobian[0, 0].clamp_min(1e-3) * jacobian[1, 1].clamp_min(1e-3)).log()
+    preferred = ((inside * area_scale).sum() / inside.sum().clamp_min(1e-6)).exp().item()
     for _ in range(settings.iterations):
         terms = _salient_terms(rigid, grid, vertices, settings)
+        terms.preferred_scale, terms.scale_prior = preferred, settings.area_prior * inside.sum().item()
         near = _at_vertices(surroundings, grid, vertices)
         pull = settings.follow_background * (1 - near) + 0.02
         target = background
