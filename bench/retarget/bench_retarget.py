@@ -31,16 +31,15 @@ import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT.parent))
-from tame.kernels.saliency import spectral_residual  # noqa: E402
-from tame.kernels.warp import pixel_grid  # noqa: E402
-from tame.kernels.metrics import warping_error  # noqa: E402
-from tame.models.data.scenes import render_clip  # noqa: E402
-from tame.models.flow.builtin import BuiltinFlow  # noqa: E402
-from tame.models.flow.estimate import FlowEstimator, estimate_video_flow  # noqa: E402
-from tame.models.metrics.retarget_quality import (bidirectional_similarity, carved_registration,  # noqa: E402
-                                                  salient_distortion)
-from tame.models.retarget.image import retarget_image  # noqa: E402
-from tame.models.retarget.video import VideoSettings, retarget_video  # noqa: E402
+from tame.kernels.metrics import warping_error
+from tame.kernels.saliency import spectral_residual
+from tame.kernels.warp import pixel_grid
+from tame.models.data.scenes import render_clip
+from tame.models.flow.builtin import BuiltinFlow
+from tame.models.flow.estimate import FlowEstimator, estimate_video_flow
+from tame.models.metrics.retarget_quality import bidirectional_similarity, carved_registration, salient_distortion
+from tame.models.retarget.image import retarget_image
+from tame.models.retarget.video import VideoSettings, retarget_video
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "motorcycle", "camera"]
 SOURCE_SIZE, TARGET_SIZE = (384, 512), (384, 256)
