@@ -14,6 +14,7 @@ from ..models.edit.losses import perceptual_distance
 from ..models.edit.optimize import MODES, PRESETS, ConsistencySettings, finetune_generator, refine_latents
 from ..models.edit.optimize import anchor_frame as resolved_anchor
 from ..models.edit.pasteback import paste_back
+from ..models.edit.windowed import DEFAULT_OVERLAP, WindowedSettings, windowed_blind_consistency
 from ..models.io.weights import load_state_dict
 from . import host
 from .comfy_objects import VAEGenerator
@@ -418,9 +419,18 @@ class TameBlindConsistency:
         }, "optional": {
             "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Flow estimator for the original video; default: "
                                                           "built-in medium."}),
+            "window_frames": ("INT", {"default": 0, "min": 0, "max": 1024,
+                                      "tooltip": "0 = one anchor (the middle frame) for the whole clip. >= 2 = "
+                                                 "overlapping windows of this many frames, each with its own "
+                                                 "anchor, the network carried from window to window: needed "
+                                                 "when the camera moves far over a long clip."}),
+            "overlap_frames": ("INT", {"default": DEFAULT_OVERLAP, "min": 0, "max": 1023,
+                                       "tooltip": "Windowed mode: frames shared with the previous window (their "
+                                                  "previous output is kept as the target and cross-faded)."}),
         }}
 
-    def process(self, original, processed, epochs, lr, seed, flow_model=None):
+    def process(self, original, processed, epochs, lr, seed, flow_model=None, window_frames=0,
+                overlap_frames=DEFAULT_OVERLAP):
         source = image_to_frames(original, "original", min_frames=2)
         target = image_to_frames(processed, "processed")
         if source.shape != target.shape:
@@ -430,6 +440,16 @@ class TameBlindConsistency:
         estimator, distance = flow_model or builtin_estimator(), _distance()
         settings = BlindSettings(epochs=epochs, lr=lr, seed=seed)
         started = time.perf_counter()
+        if window_frames:
+            windowed = WindowedSettings(settings, min(window_frames, source.shape[0]),
+                                        min(overlap_frames, window_frames - 1))
+            result = windowed_blind_consistency(source, target, estimator, windowed, distance,
+                                                host.progress(source.shape[0], "windowed blind consistency"),
+                                                host.compute_device())
+            report = (f"windowed blind consistency: {source.shape[0]} frames, {len(result.windows)} windows, "
+                      f"{len(result.losses)} iterations; D = {distance.name}; "
+                      f"{time.perf_counter() - started:.1f} s")
+            return (frames_to_image(result.frames), report)
         result = blind_consistency(source, target, estimator, settings, distance,
                                    host.progress(epochs * (source.shape[0] - 1) + 1, "blind consistency"),
                                    host.compute_device())

@@ -73,6 +73,43 @@ WORKFLOWS = {
         [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),
          (1, 0, 4, "frames"), (4, 0, 5, "latent"), (2, 0, 5, "generator"), (1, 0, 6, "original"),
          (5, 0, 6, "processed"), (6, 0, 7, "video"), (6, 0, 8, "images"), (5, 0, 9, "video")]),
+    "temporal_filter_deflicker": (
+        "Quick deflicker with the Flow Temporal Filter (seconds, no training): a flickering per-frame colour "
+        "edit (built-in autoencoder, jittered strength) is averaged with its +-2 neighbours along the optical "
+        "flow, occluded and mismatching pixels excluded; the two reports compare E_warp before and after. "
+        "Replace the edit with your own per-frame processing.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 16, "max_side": 128}),
+         (2, "TameLoadGenerator", {"source": "built-in autoencoder"}),
+         (3, "TameEncodeFrames", {}),
+         (4, "TameJitteredLatentEdit", {"edit": "cool colour", "strength_jitter": 0.8}),
+         (5, "TameDecodeFrames", {}),
+         (6, "TameFlowTemporalFilter", {"radius": 2}),
+         (7, "TameTemporalMetrics", {}),
+         (8, "TameSaveVideo", {"filename_prefix": "tame/deflickered", "fps": 12.0}),
+         (9, "TameTemporalMetrics", {})],
+        [(1, 0, 3, "images"), (2, 0, 3, "generator"), (3, 0, 4, "latent"), (2, 0, 4, "generator"),
+         (1, 0, 4, "frames"), (4, 0, 5, "latent"), (2, 0, 5, "generator"), (5, 0, 6, "images"),
+         (6, 0, 7, "video"), (6, 0, 8, "images"), (5, 0, 9, "video")]),
+    "retarget_image_keep_mask": (
+        "Retarget an image to half its width: the keep mask (here Saliency's map with a strong centre bias; "
+        "connect a segmentation node's MASK instead) keeps its aspect ratio, the background absorbs the "
+        "change. Apply Retarget carries the same warp to another image of the source (the saliency preview).",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 1}),
+         (2, "TameSaliency", {"centre_weight": 0.8}),
+         (3, "TameRetarget", {"width": 160, "height": 240}),
+         (4, "TameSaveVideo", {"filename_prefix": "tame/retargeted", "format": "png"}),
+         (5, "TameApplyRetarget", {}),
+         (6, "TameSaveVideo", {"filename_prefix": "tame/retargeted_saliency", "format": "png"})],
+        [(1, 0, 2, "images"), (1, 0, 3, "images"), (2, 0, 3, "keep_mask"), (3, 0, 4, "images"),
+         (3, 1, 5, "warp"), (2, 1, 5, "image"), (5, 0, 6, "images")]),
+    "retarget_video_vertical": (
+        "Reformat a landscape video to 9:16 portrait without wobble: one layered warp per frame, tied to the "
+        "previous frame's through the optical flow; the report measures the output's temporal stability.",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 24}),
+         (2, "TameRetargetVideo", {"width": 136, "height": 240}),
+         (3, "TameSaveVideo", {"filename_prefix": "tame/vertical", "format": "mp4", "fps": 12.0}),
+         (4, "TameTemporalMetrics", {})],
+        [(1, 0, 2, "images"), (2, 0, 3, "images"), (2, 0, 4, "video")]),
     "edit_consistency_vae": (
         "Temporally consistent editing through a ComfyUI VAE (runs in ComfyUI, with a VAE file): encode the "
         "frames, edit every latent (Jittered Latent Edit stands in for your per-frame diffusion edit: "
@@ -127,6 +164,66 @@ WORKFLOWS = {
          (6, "TameTemporalMetrics", {})],
         [(1, 0, 4, "images"), (2, 0, 4, "upscale_model"), (3, 0, 4, "flow_model"), (4, 0, 5, "images"),
          (4, 0, 6, "video")]),
+    "temporal_noise": (
+        "Temporally low-pass noise (LongVideoGAN filter bank, runs headless): two pieces of one long noise "
+        "sequence, frames 0-47 and 24-71, generated separately; they agree exactly on frames 24-47. The "
+        "previews show channels 0-2. Connect the noise output to SamplerCustomAdvanced to sample a video "
+        "(frames as batch) from correlated noise.",
+        [(1, "TameTemporalNoise", {"frames": 48, "width": 256, "height": 256, "channels": 3, "k_min": 8.0,
+                                   "k_max": 96.0, "filters": 8}),
+         (2, "TameSaveVideo", {"filename_prefix": "tame/temporal_noise_a", "format": "png"}),
+         (3, "TameTemporalNoise", {"frames": 48, "start_frame": 24, "width": 256, "height": 256, "channels": 3,
+                                   "k_min": 8.0, "k_max": 96.0, "filters": 8}),
+         (4, "TameSaveVideo", {"filename_prefix": "tame/temporal_noise_b", "format": "png"})],
+        [(1, 2, 2, "images"), (3, 2, 4, "images")]),
+    "instructpix2pix_consistency": (
+        "Edit a video frame by frame with InstructPix2Pix (ComfyUI core nodes; runs in ComfyUI with an "
+        "InstructPix2Pix checkpoint), then make the edit temporally consistent with Tame in latent mode "
+        "through the checkpoint's own VAE (Latent MLP Refine, Generator Finetune, Decode Frames). The "
+        "per-frame noise is Tame's temporal noise, so all frames start from nearly the same noise. "
+        "Temporal Metrics compares the consistent result with the direct edit (VAE Decode). Guidance: "
+        "cfg_conds = text guidance (about 7.5), cfg_cond2_negative = image guidance (about 1.5; higher "
+        "stays closer to the input frame).",
+        [(1, "TameLoadVideo", {"video": "tame_sample.mp4", "frame_count": 16, "max_side": 512}),
+         (2, "CheckpointLoaderSimple", {}),
+         (3, "CLIPTextEncode", {"text": "make it look like a watercolor painting"}),
+         (4, "CLIPTextEncode", {"text": ""}),
+         (5, "InstructPixToPixConditioning", {}),
+         (6, "DualCFGGuider", {"cfg_conds": 7.5, "cfg_cond2_negative": 1.5}),
+         (7, "TameTemporalNoise", {"k_min": 64.0, "k_max": 512.0, "filters": 4}),
+         (8, "KSamplerSelect", {}),
+         (9, "BasicScheduler", {"steps": 20}),
+         (10, "SamplerCustomAdvanced", {}),
+         (11, "TameLoadGenerator", {"source": "ComfyUI VAE"}),
+         (12, "TameLatentMLPRefine", {"mode": "out-of-domain"}),
+         (13, "TameGeneratorFinetune", {"mode": "out-of-domain"}),
+         (14, "TameDecodeFrames", {}),
+         (15, "TameSaveVideo", {"filename_prefix": "tame/ip2p_consistent"}),
+         (16, "TameTemporalMetrics", {}),
+         (17, "VAEDecode", {}),
+         (18, "TameTemporalMetrics", {})],
+        [(2, 1, 3, "clip"), (2, 1, 4, "clip"), (3, 0, 5, "positive"), (4, 0, 5, "negative"), (2, 2, 5, "vae"),
+         (1, 0, 5, "pixels"), (2, 0, 6, "model"), (5, 0, 6, "cond1"), (5, 1, 6, "cond2"), (4, 0, 6, "negative"),
+         (2, 0, 9, "model"), (7, 1, 10, "noise"), (6, 0, 10, "guider"), (8, 0, 10, "sampler"),
+         (9, 0, 10, "sigmas"), (5, 2, 10, "latent_image"), (2, 2, 11, "vae"), (11, 0, 12, "generator"),
+         (10, 0, 12, "latent"), (1, 0, 12, "original"), (11, 0, 13, "generator"), (12, 0, 13, "latent"),
+         (1, 0, 13, "original"), (12, 0, 14, "latent"), (13, 0, 14, "generator"), (14, 0, 15, "images"),
+         (14, 0, 16, "video"), (10, 0, 17, "samples"), (2, 2, 17, "vae"), (17, 0, 18, "video")]),
+}
+
+# Note nodes (shown on the canvas in ComfyUI; the runner skips them): workflow name -> text
+NOTES = {
+    "instructpix2pix_consistency": (
+        "InstructPix2Pix has two guidance scales (seed 003 eq. 4.3), set in DualCFGGuider:\n"
+        "- cfg_conds = text guidance s_T (about 7.5): how strongly the instruction is applied. Higher = "
+        "stronger edit, until colours burn.\n"
+        "- cfg_cond2_negative = image guidance s_I (about 1.5): how closely the result follows the input "
+        "frame. Higher = closer to the input (weaker edit, less flicker); 1.0-2.0 is the useful range.\n"
+        "cond1 = the edited positive (instruction + frame), cond2 = the frame-only negative, negative = "
+        "the plain negative prompt (no frame).\n"
+        "A too weak edit: raise s_T or lower s_I. Too far from the video: raise s_I.\n"
+        "Per-frame edits flicker; Latent MLP Refine + Generator Finetune (out-of-domain mode, the same "
+        "VAE) remove the flicker. Replace Temporal Noise with RandomNoise for independent per-frame noise."),
 }
 
 
@@ -150,7 +247,41 @@ class VAELoader:
         return {"required": {"vae_name": (["vae-ft-mse-840000-ema-pruned.safetensors"],)}}
 
 
-CORE_NODES = {"VAELoader": VAELoader, "UpscaleModelLoader": UpscaleModelLoader}
+def _core_node(class_name, inputs, outputs, names=None):
+    """A stand-in for a ComfyUI core node: its inputs in the order the editor saves their widgets."""
+    return type(class_name, (), {
+        "__doc__": f"ComfyUI's core {class_name} as the editor saves it.",
+        "RETURN_TYPES": tuple(outputs), "RETURN_NAMES": tuple(names or outputs),
+        "INPUT_TYPES": classmethod(lambda cls: {"required": dict(inputs)})})
+
+
+CONDITIONING = ("CONDITIONING", {})
+CORE_NODES = {
+    "VAELoader": VAELoader, "UpscaleModelLoader": UpscaleModelLoader,
+    "CheckpointLoaderSimple": _core_node("CheckpointLoaderSimple", {
+        "ckpt_name": (["instruct-pix2pix-00-22000.safetensors"],)}, ("MODEL", "CLIP", "VAE")),
+    "CLIPTextEncode": _core_node("CLIPTextEncode", {
+        "text": ("STRING", {"multiline": True, "dynamicPrompts": True}), "clip": ("CLIP", {})},
+        ("CONDITIONING",)),
+    "InstructPixToPixConditioning": _core_node("InstructPixToPixConditioning", {
+        "positive": CONDITIONING, "negative": CONDITIONING, "vae": ("VAE", {}), "pixels": ("IMAGE", {})},
+        ("CONDITIONING", "CONDITIONING", "LATENT"), ("positive", "negative", "latent")),
+    "DualCFGGuider": _core_node("DualCFGGuider", {
+        "model": ("MODEL", {}), "cond1": CONDITIONING, "cond2": CONDITIONING, "negative": CONDITIONING,
+        "cfg_conds": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0}),
+        "cfg_cond2_negative": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0}),
+        "style": (["regular", "nested"],)}, ("GUIDER",)),
+    "KSamplerSelect": _core_node("KSamplerSelect", {"sampler_name": (["euler", "euler_ancestral", "dpmpp_2m"],)},
+                                 ("SAMPLER",)),
+    "BasicScheduler": _core_node("BasicScheduler", {
+        "model": ("MODEL", {}), "scheduler": (["normal", "karras", "exponential", "simple"],),
+        "steps": ("INT", {"default": 20, "min": 1, "max": 10000}),
+        "denoise": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 1.0})}, ("SIGMAS",)),
+    "SamplerCustomAdvanced": _core_node("SamplerCustomAdvanced", {
+        "noise": ("NOISE", {}), "guider": ("GUIDER", {}), "sampler": ("SAMPLER", {}), "sigmas": ("SIGMAS", {}),
+        "latent_image": ("LATENT", {})}, ("LATENT", "LATENT"), ("output", "denoised_output")),
+    "VAEDecode": _core_node("VAEDecode", {"samples": ("LATENT", {}), "vae": ("VAE", {})}, ("IMAGE",)),
+}
 
 
 def _inputs(cls):
@@ -201,6 +332,11 @@ def build(name, description, nodes, links, mappings):
         target["inputs"][target_slot]["link"] = link_id
         source["outputs"][slot]["links"].append(link_id)
         ui_links.append([link_id, src, slot, dst, target_slot, link_type])
+    if name in NOTES:
+        note_id = max(ui_nodes) + 1
+        ui_nodes[note_id] = {"id": note_id, "type": "Note", "pos": [40, 340], "size": [520, 240], "flags": {},
+                             "order": len(ui_nodes), "mode": 0, "inputs": [], "outputs": [],
+                             "properties": {"text": ""}, "widgets_values": [NOTES[name]]}
     return {"last_node_id": max(ui_nodes), "last_link_id": len(ui_links),
             "nodes": list(ui_nodes.values()), "links": ui_links, "groups": [], "config": {},
             "extra": {"tame_description": description}, "version": 0.4}

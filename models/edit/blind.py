@@ -69,6 +69,26 @@ def anchor_flows(estimator, frames, anchor):
     return to_other, to_anchor
 
 
+def pair_step(generator, optimiser, distance, source, target, anchor, other, flows, lambda_photo):
+    """One Adam step on the pair (anchor, other): `D(G(source), target)` on both frames plus
+    `lambda_photo` x the masked bi-directional photometric loss between their outputs.
+
+    source, target: `[T,3,H,W]`; flows: (`F_{anc->other}`, `F_{other->anc}`), each `[1,2,H,W]`, of the
+    original video. Returns the loss (float).
+    """
+    pair = [anchor, other]
+    frames = generator.decode(source[pair])
+    fidelity = distance(frames, target[pair]).sum()
+    forward, backward = flows
+    mask_anchor, mask_other = visibility_masks(forward, backward)
+    photo = photometric_loss(distance, frames[0:1], frames[1:2], forward, backward, mask_anchor, mask_other)
+    loss = fidelity + lambda_photo * photo
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def blind_consistency(original, processed, estimator, settings=None, distance=None, progress=None,
                       device=None):
     """Fit a BlindGenerator: fidelity to `processed` + photometric consistency along original flow.
@@ -107,18 +127,9 @@ def blind_consistency(original, processed, estimator, settings=None, distance=No
         generator = BlindGenerator(settings.width, settings.levels, settings.seed, device)
         optimiser = torch.optim.Adam(generator.trainable_parameters(), lr=settings.lr)
         for other in schedule:
-            pair = [anchor, other]
-            frames = generator.decode(source[pair])
-            fidelity = distance(frames, target[pair]).sum()
-            forward, backward = flow_to_other[other:other + 1], flow_to_anchor[other:other + 1]
-            mask_anchor, mask_other = visibility_masks(forward, backward)
-            photo = photometric_loss(distance, frames[0:1], frames[1:2], forward, backward,
-                                     mask_anchor, mask_other)
-            loss = fidelity + settings.lambda_photo * photo
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
+            losses.append(pair_step(generator, optimiser, distance, source, target, anchor, other,
+                                    (flow_to_other[other:other + 1], flow_to_anchor[other:other + 1]),
+                                    settings.lambda_photo))
             report_progress(progress, len(losses) + 1, total)
         generator.decoder.requires_grad_(False)
         frames = decode_frames(generator, source)

@@ -26,13 +26,13 @@ from ...kernels.warp import pixel_grid, remap
 from ..flow.field import FlowSet, WarpLayers
 
 MAX_UPSCALE = 4
-WORK_SIDE = 192  # the solves read saliency and structure at most this size (longer side)
+WORK_SIDE = 160  # the solves read saliency and structure at most this size (longer side)
 
 
 @dataclass(frozen=True)
 class RetargetSettings:
     """Weights of the two solves (relative to the uniform-scaling and bending terms)."""
-    cells: int = 24                  # mesh cells along the longer target side
+    cells: int = 20                  # mesh cells along the longer target side
     saliency_weight: float = 6.0     # similarity weight of fully salient edges, background field
     structure_weight: float = 1.0    # similarity weight from gradient energy (edges, texture)
     uniform_weight: float = 0.05     # pull of every edge towards uniform scaling

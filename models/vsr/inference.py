@@ -268,15 +268,18 @@ class _FrameWindow:
 class _FlowCache:
     """Flows of consecutive pairs (t, t+1) of a stream, estimated once, dropped when no longer needed."""
 
-    def __init__(self, estimator):
+    def __init__(self, estimator, pair_flows=None):
+        """pair_flows(estimator, frames `[n,3,h,w]`) -> (F_{t->t+1}, F_{t+1->t}) `[n-1,2,h,w]`; default: at
+        the frames' size (`_pair_flows`)."""
         self.estimator = estimator
+        self.pair_flows = pair_flows or _pair_flows
         self.pairs = OrderedDict()  # t -> (F_{t->t+1}, F_{t+1->t})
 
     def get(self, window, first_pair, end_pair):
         """(forward, backward) `[end_pair-first_pair,2,h,w]` for pairs first_pair..end_pair-1."""
         missing = [t for t in range(first_pair, end_pair) if t not in self.pairs]
         if missing:
-            forward, backward = _pair_flows(self.estimator, window.get(missing[0], missing[-1] + 2))
+            forward, backward = self.pair_flows(self.estimator, window.get(missing[0], missing[-1] + 2))
             for offset, t in enumerate(range(missing[0], missing[-1] + 1)):
                 self.pairs.setdefault(t, (forward[offset], backward[offset]))
         forward, backward = zip(*(self.pairs[t] for t in range(first_pair, end_pair)))

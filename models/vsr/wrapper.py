@@ -271,28 +271,31 @@ def _backward_pass(upscaled, flow_to_next, visibility, settings, chunk, device, 
 
 
 def _forward_pass_and_fuse(upscaled, backward_states, flow_to_previous, visibility, settings, chunk, device,
-                           report):
+                           report, state=None):
     """Forward states `f_t = lerp(s_t, warp(f_{t-1}), w * vis)`; output `LF_t + match_energy((b_t + f_t) / 2)`.
 
     flow_to_previous: `[T-1,2,h,w]`, entry t-1 = LR flow `F_{t->t-1}`; visibility: `[T-1,1,h,w]` of
-    frame t in frame t-1. Writes the fused frames, clamped to [0,1], over `upscaled` and returns it.
+    frame t in frame t-1. state: the forward state `[1,5,H,W]` of the frame before `upscaled[0]` (a
+    stream's previous chunk), or None; when given, flow_to_previous and visibility have T entries, entry
+    0 linking frame 0 to that frame. Writes the fused frames, clamped to [0,1], over `upscaled`; returns
+    (upscaled, forward state of its last frame).
     """
-    state = None
+    link = 0 if state is None else 1
     for start, stop in _chunks(upscaled.shape[0], chunk, reverse=False):
         lows, highs = split_frequencies(upscaled[start:stop].to(device), passes=settings.passes)
         currents = _detail_states(highs, settings.radius, settings.passes)
         for t in range(start, stop):
             current = currents[t - start:t - start + 1]
             if state is not None:
-                current = _propagate(state, current, flow_to_previous[t - 1:t].to(device),
-                                     visibility[t - 1:t].to(device), settings.temporal_weight)
+                current = _propagate(state, current, flow_to_previous[t - 1 + link:t + link].to(device),
+                                     visibility[t - 1 + link:t + link].to(device), settings.temporal_weight)
             state = current
             fused = 0.5 * (state + backward_states[t:t + 1].to(device))
             fused_high = match_energy(fused[:, :3], fused[:, 3:], settings.radius, settings.passes,
                                       settings.keep_detail, settings.max_gain)
             upscaled[t] = (lows[t - start] + fused_high[0]).clamp(0.0, 1.0).to(upscaled)
         report(stop)
-    return upscaled
+    return upscaled, state
 
 
 def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, prefilter=0.0,
@@ -351,4 +354,4 @@ def temporal_upscale(frames, upscale_fn, scale, estimator=None, *, flows=None, p
     backward_states = _backward_pass(upscaled, forward, visibility_next, settings, int(chunk), device,
                                      _stage_reporter(progress, flow_steps + num_frames, total))
     return _forward_pass_and_fuse(upscaled, backward_states, backward, visibility_previous, settings, int(chunk),
-                                  device, _stage_reporter(progress, flow_steps + 2 * num_frames, total))
+                                  device, _stage_reporter(progress, flow_steps + 2 * num_frames, total))[0]
