@@ -1,6 +1,16 @@
 """ComfyUI node classes of the pack, collected into the mappings ComfyUI reads."""
-from . import (edit_nodes, flow_nodes, frequency_nodes, longvideo_nodes, metrics_nodes, retarget_nodes, streaming_nodes,
-               upscale_wrapper_nodes, video_io, vsr_nodes)
+from . import (
+    edit_nodes,
+    flow_nodes,
+    frequency_nodes,
+    longvideo_nodes,
+    metrics_nodes,
+    retarget_nodes,
+    streaming_nodes,
+    upscale_wrapper_nodes,
+    video_io,
+    vsr_nodes,
+)
 
 NODE_CLASS_MAPPINGS = {}
 NODE_DISPLAY_NAME_MAPPINGS = {}

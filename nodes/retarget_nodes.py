@@ -185,10 +185,7 @@ class TameRetargetVideo:
 
     def retarget(self, images, width, height, temporal_weight, saliency_memory, chunk, keep_mask=None,
                  drop_mask=None, flow_model=None):
-        frames = image_to_frames(images)
-        if frames.shape[0] < 2:
-            raise ValueError(f"images has {frames.shape[0]} frame; Retarget Video needs a video of at least 2 "
-                             f"frames. Use Retarget for a single image.")
+        frames = image_to_frames(images)  # retarget_video checks the frame count
         keep, drop = _masks_for(frames, keep_mask, "keep_mask"), _masks_for(frames, drop_mask, "drop_mask")
         video = VideoSettings(temporal_weight, saliency_memory, chunk)
         out, warp, warped_saliency = retarget_video(

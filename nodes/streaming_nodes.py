@@ -7,12 +7,12 @@ from ..models.edit.windowed import DEFAULT_OVERLAP, DEFAULT_WINDOW, WindowedSett
 from ..models.io.video import FORMATS, READ_CHUNK_FRAMES, VideoWriter, iter_frame_chunks, probe
 from ..models.video.streaming import DEFAULT_LOOKAHEAD, temporal_upscale_stream
 from ..models.video.temporal_filter import DEFAULT_RADIUS, DEFAULT_TOLERANCE, FilterSettings, flow_temporal_filter
-from ..models.vsr.wrapper import KEEP_DETAIL_DEFAULT, RESIZE_UPSCALE_MODES, TEMPORAL_WEIGHT_DEFAULT, resize_upscaler
+from ..models.vsr.wrapper import KEEP_DETAIL_DEFAULT
 from . import host
-from .comfy_objects import model_upscaler
 from .edit_nodes import SEED_OPTIONS, _distance
 from .flow_nodes import builtin_estimator
 from .tensors import frames_to_image, image_to_frames
+from .upscale_wrapper_nodes import KEEP_DETAIL_INPUT, UPSCALE_MODEL_INPUT, WRAPPER_SETTINGS_INPUTS, chosen_upscaler
 from .video_io import FORMAT_EXTENSIONS, _preview_entries
 
 CATEGORY = "Tame/long video"
@@ -173,15 +173,7 @@ class TameTemporalUpscaleVideoFile:
         return {"required": {
             "video": ("STRING", {"default": "", "tooltip": "Absolute path of the video file, or a file name "
                                                            "inside the input folder."}),
-            "resize_mode": (list(RESIZE_UPSCALE_MODES), {
-                "default": "bicubic", "tooltip": "Built-in resize used when no upscale_model is connected."}),
-            "scale": ("INT", {"default": 2, "min": 2, "max": 4,
-                              "tooltip": "Factor of the built-in resize (an upscale_model brings its own)."}),
-            "temporal_strength": ("FLOAT", {
-                "default": TEMPORAL_WEIGHT_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "Weight of the detail carried over from neighbouring frames (0 = per-frame result)."}),
-            "prefilter": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                                    "tooltip": "Anti-alias blur of the input frames before upscaling (0 = off)."}),
+            **WRAPPER_SETTINGS_INPUTS,
             "chunk_frames": ("INT", {"default": 8, "min": 1, "max": 1024,
                                      "tooltip": "Frames written at a time and per upscaler call."}),
             "lookahead_frames": ("INT", {
@@ -190,12 +182,9 @@ class TameTemporalUpscaleVideoFile:
                            "whole-clip result and holds more frames in memory."}),
             **_file_inputs("tame/temporal_upscale"),
         }, "optional": {
-            "upscale_model": ("UPSCALE_MODEL", {"tooltip": "Model from Load Upscale Model; when absent the "
-                                                           "built-in resize is used."}),
+            **UPSCALE_MODEL_INPUT,
             **FLOW_INPUT,
-            "keep_detail": ("FLOAT", {"default": KEEP_DETAIL_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                                      "tooltip": "1 = rescale the stable detail to the per-frame amount, "
-                                                 "0 = plain average (softer)."}),
+            **KEEP_DETAIL_INPUT,
         }}
 
     def upscale(self, video, resize_mode, scale, temporal_strength, prefilter, chunk_frames, lookahead_frames,
@@ -205,26 +194,15 @@ class TameTemporalUpscaleVideoFile:
         info = probe(path)
         count = frames_in_range(info, start_frame, max_frames, path)
         device = host.compute_device()
-        mover = None
-        if upscale_model is None:
-            upscale_fn = resize_upscaler(resize_mode, scale)
-        else:
-            upscale_fn, scale = model_upscaler(upscale_model, device)
-            mover = upscale_model if hasattr(upscale_model, "to") else upscale_model.model
-            mover.to(device)
         target, subfolder = host.numbered_output_path(filename_prefix, FORMAT_EXTENSIONS[format])
-        try:
-            with VideoWriter(target, info.fps, format, quality) as writer:
-                temporal_upscale_stream(
-                    _chunks_chw(path, start_frame, count), lambda frames: writer.write(frames.permute(0, 2, 3, 1)),
-                    upscale_fn, scale, flow_model or builtin_estimator(), prefilter=prefilter,
-                    temporal_weight=temporal_strength, keep_detail=keep_detail, chunk=chunk_frames,
-                    lookahead=lookahead_frames, device=device, progress=host.progress(count, "temporal upscale (file)"),
-                    total_frames=count)
-        finally:
-            if mover is not None:
-                mover.to("cpu")
-                host.free_device_cache()
+        with chosen_upscaler(upscale_model, resize_mode, scale, device) as (upscale_fn, upscale_factor), \
+                VideoWriter(target, info.fps, format, quality) as writer:
+            temporal_upscale_stream(
+                _chunks_chw(path, start_frame, count), lambda frames: writer.write(frames.permute(0, 2, 3, 1)),
+                upscale_fn, upscale_factor, flow_model or builtin_estimator(), prefilter=prefilter,
+                temporal_weight=temporal_strength, keep_detail=keep_detail, chunk=chunk_frames,
+                lookahead=lookahead_frames, device=device, progress=host.progress(count, "temporal upscale (file)"),
+                total_frames=count)
         return _file_result(target, subfolder, format)
 
 

@@ -1,4 +1,5 @@
 """The temporal wrapper node: makes any per-frame upscaler (ComfyUI UPSCALE_MODEL or a plain resize) steady."""
+from contextlib import contextmanager
 
 from ..models.vsr.wrapper import (
     FLOW_MIN_SIDE_DEFAULT,
@@ -14,6 +15,50 @@ from .flow_nodes import builtin_estimator
 from .tensors import frames_to_image, image_to_frames
 
 CATEGORY = "Tame/upscale"
+
+# Inputs shared by the wrapper nodes (IMAGE batch here, video file in streaming_nodes), in widget order.
+WRAPPER_SETTINGS_INPUTS = {
+    "resize_mode": (list(RESIZE_UPSCALE_MODES), {
+        "default": "bicubic", "tooltip": "Built-in resize used when no upscale_model is connected."}),
+    "scale": ("INT", {"default": 2, "min": 2, "max": 4,
+                      "tooltip": "Factor of the built-in resize (an upscale_model brings its own)."}),
+    "temporal_strength": ("FLOAT", {
+        "default": TEMPORAL_WEIGHT_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
+        "tooltip": "Weight of the detail carried over from neighbouring frames: 0 = per-frame result, "
+                   "0.9 = memory of about 10 frames, halves the flicker with estimated flow; lower it "
+                   "if fast or complex motion leaves ghosts of detail."}),
+    "prefilter": ("FLOAT", {
+        "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
+        "tooltip": "Anti-alias blur of the input frames before upscaling (0 = off). 0.25-0.5 calms "
+                   "jaggies and moire of aliased sources; costs sharpness on clean ones."}),
+}
+UPSCALE_MODEL_INPUT = {
+    "upscale_model": ("UPSCALE_MODEL", {"tooltip": "Model from Load Upscale Model (ESRGAN, SwinIR, ...); "
+                                                   "when absent the built-in resize is used."}),
+}
+KEEP_DETAIL_INPUT = {
+    "keep_detail": ("FLOAT", {
+        "default": KEEP_DETAIL_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
+        "tooltip": "How much of the upscaler's amount of detail to keep: averaging over frames removes the "
+                   "flicker but also thins the detail; 1 = rescale the stable detail back to the "
+                   "average per-frame detail energy (gain at most 3x), 0 = plain average (softer)."}),
+}
+
+
+@contextmanager
+def chosen_upscaler(upscale_model, resize_mode, scale, device):
+    """Yield (upscale_fn, scale): the model's on `device` (moved back to the CPU afterwards), else the resize."""
+    if upscale_model is None:
+        yield resize_upscaler(resize_mode, scale), scale
+        return
+    upscale_fn, model_scale = model_upscaler(upscale_model, device)
+    mover = upscale_model if hasattr(upscale_model, "to") else upscale_model.model
+    mover.to(device)
+    try:
+        yield upscale_fn, model_scale
+    finally:
+        mover.to("cpu")
+        host.free_device_cache()
 
 
 class TameTemporalUpscale:
@@ -32,52 +77,25 @@ class TameTemporalUpscale:
     def INPUT_TYPES(cls):
         return {"required": {
             "images": ("IMAGE", {"tooltip": "The low-resolution video as an IMAGE batch (frames in order)."}),
-            "resize_mode": (list(RESIZE_UPSCALE_MODES), {
-                "default": "bicubic", "tooltip": "Built-in resize used when no upscale_model is connected."}),
-            "scale": ("INT", {"default": 2, "min": 2, "max": 4,
-                              "tooltip": "Factor of the built-in resize (an upscale_model brings its own)."}),
-            "temporal_strength": ("FLOAT", {
-                "default": TEMPORAL_WEIGHT_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "Weight of the detail carried over from neighbouring frames: 0 = per-frame result, "
-                           "0.9 = memory of about 10 frames, halves the flicker with estimated flow; lower it "
-                           "if fast or complex motion leaves ghosts of detail."}),
-            "prefilter": ("FLOAT", {
-                "default": 0.0, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "Anti-alias blur of the input frames before upscaling (0 = off). 0.25-0.5 calms "
-                           "jaggies and moire of aliased sources; costs sharpness on clean ones."}),
+            **WRAPPER_SETTINGS_INPUTS,
             "chunk_frames": ("INT", {"default": 8, "min": 1, "max": 1024,
                                      "tooltip": "Frames per upscaler call; lower it if the GPU runs out of memory."}),
         }, "optional": {
-            "upscale_model": ("UPSCALE_MODEL", {"tooltip": "Model from Load Upscale Model (ESRGAN, SwinIR, ...); "
-                                                           "when absent the built-in resize is used."}),
+            **UPSCALE_MODEL_INPUT,
             "flow_model": ("TAME_FLOW_MODEL", {"tooltip": "Flow estimator from Load Flow Model; default: "
                                                           "built-in medium. Frames under "
                                                           f"{FLOW_MIN_SIDE_DEFAULT} px on the shorter side are "
                                                           "enlarged for the flow estimation (more accurate)."}),
-            "keep_detail": ("FLOAT", {
-                "default": KEEP_DETAIL_DEFAULT, "min": 0.0, "max": 1.0, "step": 0.05,
-                "tooltip": "How much of the upscaler's amount of detail to keep: averaging over frames removes the "
-                           "flicker but also thins the detail; 1 = rescale the stable detail back to the "
-                           "average per-frame detail energy (gain at most 3x), 0 = plain average (softer)."}),
+            **KEEP_DETAIL_INPUT,
         }}
 
     def upscale(self, images, resize_mode, scale, temporal_strength, prefilter, chunk_frames,
                 upscale_model=None, flow_model=None, keep_detail=KEEP_DETAIL_DEFAULT):
         frames = image_to_frames(images)
         device = host.compute_device()
-        if upscale_model is None:
-            upscale_fn = resize_upscaler(resize_mode, scale)
-            return (frames_to_image(self._run(frames, upscale_fn, scale, temporal_strength, prefilter,
-                                              chunk_frames, device, flow_model, keep_detail)),)
-        upscale_fn, model_scale = model_upscaler(upscale_model, device)
-        mover = upscale_model if hasattr(upscale_model, "to") else upscale_model.model
-        mover.to(device)
-        try:
-            result = self._run(frames, upscale_fn, model_scale, temporal_strength, prefilter, chunk_frames,
+        with chosen_upscaler(upscale_model, resize_mode, scale, device) as (upscale_fn, upscale_factor):
+            result = self._run(frames, upscale_fn, upscale_factor, temporal_strength, prefilter, chunk_frames,
                                device, flow_model, keep_detail)
-        finally:
-            mover.to("cpu")
-            host.free_device_cache()
         return (frames_to_image(result),)
 
     @staticmethod
