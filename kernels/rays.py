@@ -71,13 +71,15 @@ def look_at(origins, targets, up=(0.0, 1.0, 0.0)):
 def orbit_cam2world(yaw, pitch, radius, target=(0.0, 0.0, 0.0)):
     """EG3D LookAtPoseSampler cameras -> cam2world `[N,4,4]`.
 
-    yaw (h), pitch (v): radians, floats or `[N]`; frontal is h = v = pi/2, which puts the camera at
-    (0,0,radius). The camera sits on the sphere of `radius` about the world ORIGIN (as in EG3D, even when
-    `target` is elsewhere, e.g. the FFHQ pivot (0,0,0.2)) and looks at `target`.
+    yaw (h), pitch (v): radians, floats or `[N]` (a float tensor yaw keeps its dtype and device);
+    frontal is h = v = pi/2, which puts the camera at (0,0,radius). The camera sits on the sphere of
+    `radius` about the world ORIGIN (as in EG3D, even when `target` is elsewhere, e.g. the FFHQ pivot
+    (0,0,0.2)) and looks at `target`.
     theta = h, phi = arccos(1 - 2v/pi) (clamped off the poles); origin =
     (r sin(phi) cos(pi-theta), r cos(phi), r sin(phi) sin(pi-theta)).
     """
-    yaw = torch.as_tensor(yaw, dtype=torch.get_default_dtype()).reshape(-1)
+    floating = isinstance(yaw, torch.Tensor) and yaw.is_floating_point()
+    yaw = torch.as_tensor(yaw, dtype=yaw.dtype if floating else torch.get_default_dtype()).reshape(-1)
     pitch = torch.as_tensor(pitch, dtype=yaw.dtype, device=yaw.device).reshape(-1)
     radius = torch.as_tensor(radius, dtype=yaw.dtype, device=yaw.device).reshape(-1)
     yaw, pitch, radius = torch.broadcast_tensors(yaw, pitch, radius)
