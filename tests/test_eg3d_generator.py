@@ -207,6 +207,26 @@ def _as_pickled_tree(module, code, class_name):
     return _Persistent(code.reconstruct, class_name, _module_state(module, children))
 
 
+def _network_pickle(path, code, class_name, init_kwargs, g_ema, g):
+    """Write `{'G', 'D', 'G_ema', ...}` as EG3D's training loop does, modules as persistent objects."""
+    def generator(source):
+        tree = {name: _as_pickled_tree(child, code, "training.triplane.OSGDecoder" if name == "decoder"
+                                       else f"training.x.{type(child).__name__}")
+                for name, child in source._modules.items()}
+        extra = {"rendering_kwargs": code.EasyDict(source.rendering_kwargs),
+                 "neural_rendering_resolution": source.neural_rendering_resolution} \
+            if isinstance(source, TriplaneGenerator) else {}
+        state = _module_state(source, tree, _init_args=(), _init_kwargs=init_kwargs, **extra)
+        return _Persistent(code.reconstruct, class_name, state)
+
+    data = {"G": generator(g), "D": _Persistent(code.reconstruct, "training.dual_discriminator.DualDiscriminator",
+                                                _module_state(nn.Module(), {})),
+            "G_ema": generator(g_ema), "augment_pipe": None,
+            "training_set_kwargs": code.EasyDict(path="ffhq.zip", resolution=512)}
+    path.write_bytes(pickle.dumps(data))
+    return path
+
+
 def _eg3d_pickle(model, code, path, other):
     init_kwargs = code.EasyDict(z_dim=8, w_dim=16, c_dim=25, img_resolution=32, img_channels=3,
                                 mapping_kwargs=code.EasyDict(num_layers=2), channel_base=128, channel_max=16,
@@ -215,22 +235,7 @@ def _eg3d_pickle(model, code, path, other):
                                 sr_kwargs=code.EasyDict(channel_base=128, channel_max=16, input_resolution=8,
                                                         block_channels=[8, 8], fused_modconv_default="inference_only"),
                                 rendering_kwargs=code.EasyDict(model.rendering_kwargs))
-
-    def generator(source):
-        tree = {name: _as_pickled_tree(child, code, "training.triplane.OSGDecoder" if name == "decoder"
-                                       else f"training.x.{type(child).__name__}")
-                for name, child in source._modules.items()}
-        state = _module_state(source, tree, _init_args=(), _init_kwargs=init_kwargs,
-                              rendering_kwargs=code.EasyDict(source.rendering_kwargs),
-                              neural_rendering_resolution=source.neural_rendering_resolution)
-        return _Persistent(code.reconstruct, "training.triplane.TriPlaneGenerator", state)
-
-    data = {"G": generator(other), "D": _Persistent(code.reconstruct, "training.dual_discriminator.DualDiscriminator",
-                                                    _module_state(nn.Module(), {})),
-            "G_ema": generator(model), "augment_pipe": None,
-            "training_set_kwargs": code.EasyDict(path="ffhq.zip", resolution=512)}
-    path.write_bytes(pickle.dumps(data))
-    return path
+    return _network_pickle(path, code, "training.triplane.TriPlaneGenerator", init_kwargs, model, other)
 
 
 def test_eg3d_pickle_loads_without_running_its_code(tmp_path, eg3d_code):
@@ -273,6 +278,33 @@ def test_forbidden_globals_corrupt_and_missing_files(tmp_path, eg3d_code, monkey
         TriplaneGenerator.from_config({**config, "architecture": "resnet"})
     sr_fp16 = {**config, "sr_num_fp16_res": 4}
     assert TriplaneGenerator.from_config(sr_fp16).superresolution.block0.conv1.conv_clamp == 256
+
+
+def test_constant_fir_buffers_may_be_absent_or_extra_but_weights_may_not(tmp_path, eg3d_code):
+    config, state_dict = load_eg3d_pickle(_eg3d_pickle(tiny_eg3d(), eg3d_code, tmp_path / "g.pkl", tiny_eg3d()))
+    state_dict.pop("backbone.synthesis.b8.resample_filter")
+    state_dict["superresolution.resample_filter"] = fir_filter()
+    TriplaneGenerator.from_state_dict(config, state_dict)
+    state_dict["superresolution.resample_filter"] = 2 * fir_filter()
+    with pytest.raises(ValueError, match=r"unexpected \(1\): superresolution\.resample_filter"):
+        TriplaneGenerator.from_state_dict(config, state_dict)
+
+
+def test_stylegan2_ada_style_pickle_round_trip(tmp_path, eg3d_code):
+    torch.manual_seed(0)
+    model = StyleGAN2Generator(8, 0, 16, 16, 3, channel_base=128, channel_max=16, mapping_kwargs={"num_layers": 2})
+    init_kwargs = eg3d_code.EasyDict(
+        z_dim=8, c_dim=0, w_dim=16, img_resolution=16, img_channels=3,
+        mapping_kwargs=eg3d_code.EasyDict(num_layers=2),
+        synthesis_kwargs=eg3d_code.EasyDict(channel_base=128, channel_max=16, num_fp16_res=4, conv_clamp=None,
+                                            architecture="skip"))
+    path = _network_pickle(tmp_path / "sg2.pkl", eg3d_code, "training.networks.Generator", init_kwargs, model, model)
+    loaded = StyleGAN2Generator.from_pickle(path)
+    z = torch.randn(2, 8)
+    assert torch.equal(loaded(z), model(z))
+    path = _eg3d_pickle(tiny_eg3d(), eg3d_code, tmp_path / "eg3d.pkl", tiny_eg3d())
+    with pytest.raises(ValueError, match="eg3d.pkl .*not a StyleGAN2 generator"):
+        StyleGAN2Generator.from_pickle(path)
 
 
 def test_safetensors_round_trip(tmp_path):

@@ -47,7 +47,8 @@ def frontal_camera(model, focal=FFHQ_FOCAL):
 def _one_camera(matrix, size, name):
     matrix = torch.as_tensor(matrix, dtype=torch.float32)
     if matrix.shape not in ((size, size), (1, size, size)):
-        raise ValueError(f"{name} must be one matrix [{size},{size}] (or [1,{size},{size}]), got {tuple(matrix.shape)}.")
+        raise ValueError(f"{name} must be one matrix [{size},{size}] (or [1,{size},{size}]), "
+                         f"got {tuple(matrix.shape)}.")
     return matrix.reshape(1, size, size)
 
 
@@ -82,11 +83,12 @@ class StyleGANWPlusGenerator(Generator):
         self.num_ws = model.num_ws
         self.cam2world = self.intrinsics = None
         if self.triplane:
-            frontal, focal = frontal_camera(model)
-            self.cam2world = frontal if cam2world is None else _one_camera(cam2world, 4, "cam2world")
-            self.intrinsics = focal if intrinsics is None else _one_camera(intrinsics, 3, "intrinsics")
+            self.name = "EG3D W+"
+            frontal_pose, frontal_intrinsics = frontal_camera(model)
+            self.cam2world = frontal_pose if cam2world is None else _one_camera(cam2world, 4, "cam2world")
+            self.intrinsics = frontal_intrinsics if intrinsics is None else _one_camera(intrinsics, 3, "intrinsics")
             if conditioning is None:
-                conditioning = camera_label(frontal, focal)[0]
+                conditioning = camera_label(frontal_pose, frontal_intrinsics)[0]
         self.conditioning = self._check_conditioning(conditioning)
 
     @property

@@ -7,7 +7,7 @@ resolves only a whitelist of globals: persistent objects and EG3D/torch module c
 stubs that keep their class name and saved state (the source is never run), tensors are rebuilt by
 torch's own functions (storages read with `torch.load(weights_only=True)`), and anything else is
 refused. The generator (`G_ema`, else `G`) is then flattened into a state dict with EG3D's dotted
-names plus its constructor config.
+names plus its constructor config; `load_strictly` loads such a state dict with every name checked.
 """
 import builtins
 import collections
@@ -19,6 +19,7 @@ import torch
 
 CODE_PREFIXES = ("training.", "torch_utils.", "dnnlib.", "torch.nn.modules.")
 GENERATOR_KEYS = ("G_ema", "G")
+FILTER_BUFFER = "resample_filter"
 SAFE_BUILTINS = frozenset({"set", "frozenset", "slice", "complex", "bytearray", "range", "tuple", "list", "dict"})
 TENSOR_REBUILDERS = {
     ("torch._utils", "_rebuild_tensor"),
@@ -191,3 +192,42 @@ def load_eg3d_pickle(path):
         raise ValueError(f"{path.name} (in {path.parent}) holds no generator network (G_ema or G); found "
                          f"{found}. Use an EG3D/StyleGAN2 network pickle such as ffhqrebalanced512-128.pkl.")
     return _generator_config(generator), flatten_state(generator)
+
+
+def _fixed_filters(state_dict, expected):
+    """Reconcile `resample_filter` buffers (the constant [1,3,3,1] FIR kernel, never trained): EG3D
+    versions differ in which modules store one, so copies of the expected kernel may be absent or extra."""
+    kernel = next((tensor for name, tensor in expected.items() if name.endswith(FILTER_BUFFER)), None)
+    matched = {name: tensor for name, tensor in state_dict.items()
+               if name in expected or not (name.endswith(FILTER_BUFFER) and kernel is not None
+                                           and tensor.shape == kernel.shape and torch.allclose(tensor, kernel))}
+    matched.update({name: tensor for name, tensor in expected.items()
+                    if name.endswith(FILTER_BUFFER) and name not in matched})
+    return matched
+
+
+def load_strictly(model, state_dict, listed=8):
+    """`model.load_state_dict(state_dict)` with every name and shape checked first (constant FIR
+    filter buffers excepted, see _fixed_filters); the ValueError lists up to `listed` missing,
+    unexpected and mis-shaped entries."""
+    expected = model.state_dict()
+    state_dict = _fixed_filters(state_dict, expected)
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    reshaped = sorted(f"{name} {tuple(state_dict[name].shape)} != {tuple(tensor.shape)}"
+                      for name, tensor in expected.items()
+                      if name in state_dict and state_dict[name].shape != tensor.shape)
+    if missing or unexpected or reshaped:
+        parts = [f"{label} ({len(names)}): {', '.join(names[:listed])}{' ...' if len(names) > listed else ''}"
+                 for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
+                 if names]
+        raise ValueError("weights do not match the generator architecture: " + "; ".join(parts) + ".")
+    model.load_state_dict(state_dict)
+
+
+def naming_file(path, build):
+    """`build()`, with any ValueError it raises prefixed by the file name and folder of `path`."""
+    try:
+        return build()
+    except ValueError as err:
+        raise ValueError(f"{Path(path).name} (in {Path(path).parent}): {err}") from err

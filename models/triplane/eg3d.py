@@ -16,17 +16,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..io.eg3d_pickle import load_eg3d_pickle
+from ..io.eg3d_pickle import load_eg3d_pickle, load_strictly, naming_file
 from ..io.weights import PICKLE_SUFFIXES, SAFE_SUFFIXES, load_state_dict, read_safetensors_metadata
 from ..io.weights import save_safetensors as write_safetensors
 from .decoders import OSGDecoder
 from .renderer import RenderSettings, TriplaneField, render
-from .stylegan2 import NOISE_MODES, StyleGAN2Generator, SynthesisBlock
+from .stylegan2 import NOISE_MODES, PRECISION_OPTIONS, StyleGAN2Generator, SynthesisBlock
 
 SR_MODULE = "training.superresolution.SuperresolutionHybrid8XDC"
 CONFIG_METADATA_KEY = "tame_triplane_config"
-# EG3D constructor options that only choose float16 layers / fused kernels: the weights are the same
-PRECISION_OPTIONS = ("num_fp16_res", "fused_modconv_default")
 SR_PRECISION_OPTIONS = ("channel_base", "channel_max", "fused_modconv_default")  # 8XDC ignores these too
 SR_FP16_CONV_CLAMP = 256  # EG3D clamps SR activations whenever its SR runs in float16
 DECODER_HIDDEN = 64
@@ -216,7 +214,7 @@ class TriplaneGenerator(nn.Module):
     def from_pickle(cls, path):
         """EG3D network pickle (`G_ema`) -> model; none of the file's code is executed."""
         config, state_dict = load_eg3d_pickle(path)
-        return _with_file_name(path, lambda: cls.from_state_dict(config, state_dict))
+        return naming_file(path, lambda: cls.from_state_dict(config, state_dict))
 
     @classmethod
     def from_file(cls, path):
@@ -233,32 +231,8 @@ class TriplaneGenerator(nn.Module):
             raise ValueError(f"{path.name} (in {path.parent}) has no '{CONFIG_METADATA_KEY}' metadata: it was not "
                              f"written by Tame's save_safetensors; convert the EG3D .pkl with it.")
         config = json.loads(metadata[CONFIG_METADATA_KEY])
-        return _with_file_name(path, lambda: cls.from_state_dict(config, state_dict))
+        return naming_file(path, lambda: cls.from_state_dict(config, state_dict))
 
     def save_safetensors(self, path):
         """Write weights + config (JSON metadata) to `path` (atomic) -> Path; reload with `from_file`."""
         return write_safetensors(self.state_dict(), path, {CONFIG_METADATA_KEY: json.dumps(self.config)})
-
-
-def _with_file_name(path, build):
-    try:
-        return build()
-    except ValueError as err:
-        raise ValueError(f"{Path(path).name} (in {Path(path).parent}): {err}") from err
-
-
-def load_strictly(model, state_dict, listed=8):
-    """`model.load_state_dict(state_dict)` with every name and shape checked first; the ValueError
-    lists up to `listed` missing, unexpected and mis-shaped entries."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    reshaped = sorted(f"{name} {tuple(state_dict[name].shape)} != {tuple(tensor.shape)}"
-                      for name, tensor in expected.items()
-                      if name in state_dict and state_dict[name].shape != tensor.shape)
-    if missing or unexpected or reshaped:
-        parts = [f"{label} ({len(names)}): {', '.join(names[:listed])}{' ...' if len(names) > listed else ''}"
-                 for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped))
-                 if names]
-        raise ValueError("weights do not match the generator architecture: " + "; ".join(parts) + ".")
-    model.load_state_dict(state_dict)

@@ -9,18 +9,23 @@ by name. Everything runs in float32 (EG3D's fp16 layers change only rounding).
 Noise modes: 'const' (the stored `noise_const` images, deterministic), 'random' (fresh N(0,1) per
 call) and 'none'.
 """
+import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..io.eg3d_pickle import load_eg3d_pickle, load_strictly, naming_file
 from .decoders import FullyConnected
 
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0)  # keeps the activations' second moment through a leaky ReLU
 FIR_TAPS = (1.0, 3.0, 3.0, 1.0)
 NOISE_MODES = ("const", "random", "none")
+# constructor options of NVIDIA's networks that only choose float16 layers / fused kernels: same weights
+PRECISION_OPTIONS = ("num_fp16_res", "fused_modconv_default")
+TRAINING_ONLY_MAPPING_OPTIONS = ("w_avg_beta",)
 
 
 def leaky_relu(x, gain=1.0, clamp=None):
@@ -283,3 +288,35 @@ class StyleGAN2Generator(nn.Module):
 
     def forward(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const"):
         return self.synthesis(self.mapping(z, c, truncation_psi, truncation_cutoff), noise_mode)
+
+    @classmethod
+    def from_config(cls, config):
+        """Build from constructor arguments or a StyleGAN2-ADA / StyleGAN3-repo StyleGAN2 `_init_kwargs`
+        dict (as `load_eg3d_pickle` returns it). Raises ValueError for other architectures or options."""
+        options = dict(config)
+        class_name = str(options.pop("class_name", "Generator"))
+        if not class_name.endswith("Generator") or "stylegan3" in class_name or "TriPlane" in class_name:
+            raise ValueError(f"the checkpoint holds a {class_name}, not a StyleGAN2 generator.")
+        options.update(options.pop("synthesis_kwargs", None) or {})
+        for key in PRECISION_OPTIONS:
+            options.pop(key, None)
+        if options.pop("architecture", "skip") != "skip":
+            raise ValueError("only StyleGAN2's 'skip' synthesis architecture (config F, EG3D) is implemented.")
+        options["mapping_kwargs"] = {key: value for key, value in (options.get("mapping_kwargs") or {}).items()
+                                     if key not in TRAINING_ONLY_MAPPING_OPTIONS}
+        unknown = sorted(set(options) - set(inspect.signature(cls).parameters)) + sorted(
+            set(options["mapping_kwargs"]) - set(inspect.signature(MappingNetwork).parameters))
+        if unknown:
+            raise ValueError(f"unknown StyleGAN2 generator options {unknown}.")
+        return cls(**options)
+
+    @classmethod
+    def from_pickle(cls, path):
+        """StyleGAN2 network pickle (`G_ema`) -> model in eval mode, gradients off; no code is executed."""
+        config, state_dict = load_eg3d_pickle(path)
+
+        def build():
+            model = cls.from_config(config)
+            load_strictly(model, state_dict)
+            return model.eval().requires_grad_(False)
+        return naming_file(path, build)
