@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..io.eg3d_pickle import load_eg3d_pickle, load_strictly, naming_file
-from ..io.weights import PICKLE_SUFFIXES, SAFE_SUFFIXES, load_state_dict, read_safetensors_metadata
+from ..io.weights import SAFE_SUFFIXES, load_state_dict, read_safetensors_metadata
 from ..io.weights import save_safetensors as write_safetensors
 from .decoders import OSGDecoder
 from .renderer import RenderSettings, TriplaneField, render
@@ -220,7 +220,7 @@ class TriplaneGenerator(nn.Module):
     def from_file(cls, path):
         """`.pkl` (EG3D) or `.safetensors` written by `save_safetensors` -> model."""
         path = Path(path)
-        if path.suffix.lower() in (".pkl", *PICKLE_SUFFIXES):
+        if path.suffix.lower() == ".pkl":
             return cls.from_pickle(path)
         if path.suffix.lower() not in SAFE_SUFFIXES:
             raise ValueError(f"{path.name}: unsupported tri-plane generator format '{path.suffix}'; use an EG3D "
