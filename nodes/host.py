@@ -23,7 +23,7 @@ except ImportError:  # headless: tests, command line
     _mm = None
     _cu = None
 
-MODEL_KINDS = ("flow", "vsr", "generator", "lpips")
+MODEL_KINDS = ("flow", "vsr", "generator", "lpips", "triplane")
 
 _cancel = threading.Event()
 _progress_handler = None

@@ -8,7 +8,7 @@ from tame.headless import cli
 
 NODE_IDS = list(tame.NODE_CLASS_MAPPINGS)
 CORE_TYPES = {"IMAGE", "MASK", "LATENT", "INT", "FLOAT", "STRING", "BOOLEAN", "UPSCALE_MODEL", "VAE",
-              "OPTICAL_FLOW", "COMBO", "*", "NOISE", "POSE_KEYPOINT"}
+              "OPTICAL_FLOW", "COMBO", "*", "NOISE", "POSE_KEYPOINT", "LOAD3D_CAMERA", "EXTRINSICS", "INTRINSICS"}
 INTEROP_TYPE, OWN_FLOW_TYPE = "OPTICAL_FLOW", "TAME_FLOW"
 INPUT_SECTIONS = {"required", "optional", "hidden"}
 

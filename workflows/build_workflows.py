@@ -209,6 +209,39 @@ WORKFLOWS = {
          (10, 0, 12, "latent"), (1, 0, 12, "original"), (11, 0, 13, "generator"), (12, 0, 13, "latent"),
          (1, 0, 13, "original"), (12, 0, 14, "latent"), (13, 0, 14, "generator"), (14, 0, 15, "images"),
          (14, 0, 16, "video"), (10, 0, 17, "samples"), (2, 2, 17, "vae"), (17, 0, 18, "video")]),
+    "triplane_orbit": (
+        "Tri-plane from views, no weights needed (runs headless, about a minute on one CPU core): the pack's "
+        "procedural head rendered from 12 random cameras near frontal, a tri-plane fitted to them (Fit "
+        "Triplane), then an orbit video of the fitted tri-plane and its depth. More steps and a larger "
+        "plane_resolution give a sharper head.",
+        [(1, "TameProceduralHead", {"resolution": 64, "frames": 12}),
+         (2, "TameFitTriplane", {"steps": 150}),
+         (3, "TameRenderOrbit", {"frames": 12, "resolution": 64}),
+         (4, "TameSaveVideo", {"filename_prefix": "tame/triplane_orbit", "format": "mp4", "fps": 12.0}),
+         (5, "TameSaveVideo", {"filename_prefix": "tame/triplane_orbit_depth", "format": "png"})],
+        [(1, 0, 2, "images"), (1, 3, 2, "camera"), (2, 0, 3, "triplane"), (3, 0, 4, "images"),
+         (3, 1, 5, "images")]),
+    "triplane_ood_removal": (
+        "In-N-Out OOD removal on the procedural head (runs headless, under two minutes on one CPU core): a "
+        "tri-plane fitted to clean views is the in-distribution prior; a head-turning video with an occluder "
+        "disc is explained as that prior plus an OOD field (Fit OOD, guided by the occluder mask); Remove OOD "
+        "renders the head without the occluder, Render Triplane the composite. Temporal Metrics compares the "
+        "removal with the clean video (PSNR, SSIM). The step counts are CPU-sized: raise Fit OOD's steps "
+        "(hundreds) for the OOD field to take over the occluder in the composite.",
+        [(1, "TameProceduralHead", {"resolution": 64, "frames": 12}),
+         (2, "TameFitTriplane", {"steps": 120}),
+         (3, "TameProceduralHead", {"mode": "observed video", "resolution": 64, "frames": 6, "occluder": True}),
+         (4, "TameFitOOD", {"steps": 30}),
+         (5, "TameRemoveOOD", {"resolution": 64}),
+         (6, "TameRenderTriplane", {"resolution": 64}),
+         (7, "TameProceduralHead", {"mode": "observed video", "resolution": 64, "frames": 6}),
+         (8, "TameSaveVideo", {"filename_prefix": "tame/ood_removed", "format": "png"}),
+         (9, "TameSaveVideo", {"filename_prefix": "tame/ood_composite", "format": "png"}),
+         (10, "TameTemporalMetrics", {})],
+        [(1, 0, 2, "images"), (1, 3, 2, "camera"), (3, 0, 4, "frames"), (3, 3, 4, "camera"), (2, 0, 4, "triplane"),
+         (3, 1, 4, "mask"), (4, 0, 5, "ood_field"), (3, 3, 5, "camera"), (2, 0, 6, "triplane"), (3, 3, 6, "camera"),
+         (4, 0, 6, "ood_field"), (5, 0, 8, "images"), (6, 0, 9, "images"), (5, 0, 10, "video"),
+         (7, 0, 10, "reference")]),
 }
 
 # Note nodes (shown on the canvas in ComfyUI; the runner skips them): workflow name -> text
