@@ -198,7 +198,7 @@ WORKFLOWS = {
          (12, "TameLatentMLPRefine", {"mode": "out-of-domain"}),
          (13, "TameGeneratorFinetune", {"mode": "out-of-domain"}),
          (14, "TameDecodeFrames", {}),
-         (15, "TameSaveVideo", {"filename_prefix": "tame/ip2p_consistent"}),
+         (15, "TameSaveVideo", {"filename_prefix": "tame/ip2p_consistent", "fps": 12.0}),
          (16, "TameTemporalMetrics", {}),
          (17, "VAEDecode", {}),
          (18, "TameTemporalMetrics", {})],
