@@ -137,7 +137,8 @@ def _window_inputs():
         "overlap_frames": ("INT", {"default": DEFAULT_OVERLAP, "min": 0, "max": 1023,
                                    "tooltip": "Frames shared with the previous window: their previous output is "
                                               "the target there and the two are cross-faded (no seams). Must "
-                                              "be less than window_frames; about a third is good."}),
+                                              "be less than window_frames; about half is good (a shorter overlap "
+                                              "shows a step at window borders)."}),
         "epochs": ("INT", {"default": 10, "min": 1, "max": 1000,
                            "tooltip": "Passes over the first window's frames (the network starts from scratch)."}),
         "later_epochs": ("INT", {"default": 5, "min": 1, "max": 1000,

@@ -176,10 +176,10 @@ def bench_quality(args):
     single, seconds = timed(lambda: blind_consistency(clip.frames, processed, estimator, settings).frames)
     lines.append(quality_row("single-anchor blind (6 epochs)", single, clip, clean, processed, seconds))
     print(lines[-1], flush=True)
-    windowed_settings = WindowedSettings(settings, 24, 8, 4)
+    windowed_settings = WindowedSettings(settings, 24, 12, 4)
     result, seconds = timed(lambda: windowed_blind_consistency(clip.frames, processed, estimator, windowed_settings))
     borders = sorted({b for start, _, _ in result.windows[1:] for b in (start, start + windowed_settings.overlap)})
-    lines.append(quality_row("windowed blind (window 24, overlap 8, 6 + 4 epochs)", result.frames, clip, clean,
+    lines.append(quality_row("windowed blind (window 24, overlap 12, 6 + 4 epochs)", result.frames, clip, clean,
                              processed, seconds, borders))
     print(lines[-1], flush=True)
     filtered, seconds = timed(lambda: flow_temporal_filter(processed, estimator))
