@@ -1,13 +1,22 @@
-"""Flow benchmark: the built-in estimator vs OpenCV DIS and Farneback on synthetic pairs with exact flow.
+"""Flow benchmark: the built-in estimator vs OpenCV DIS and Farneback on pairs with exact flow.
 
-    python bench/flow/bench_flow.py [--quick] [--sizes 480p,1080p] [--threads 2,1] [--omp-wait passive]
+    python bench/flow/bench_flow.py [--quick] [--sections synthetic,real] [--sizes 480p,1080p]
+                                    [--threads 2,1] [--omp-wait passive]
 
 Scenes (tests/support/scenes.py `render_pair` over models/data/scenes.py): a background (scikit-image photos, or a procedural texture)
 under camera motion (translation + rotation + zoom) and two independently moving, occluding layers;
 motions 1-50 px per frame. Columns: mean end-point error over all pixels and over the pixels that
 stay visible in frame 2, share of pixels with error > 3 px, milliseconds per pair (median of the
-timed repeats after one warm-up call, averaged over pairs), that time divided by DIS-medium's time in
+timed repeats after one warm-up call, the methods taking turns within each repeat; averaged over pairs), that time divided by DIS-medium's time in
 the same run, and the peak-memory increase of one call.
+
+Real pairs (section "real", tests/support/real_pairs.py): the Middlebury 2014 Motorcycle stereo pair
+scikit-image ships (real photographs, real ground truth: flow = (-disparity, 0), disparities up to
+60 px at 741x500; EPE over the pixels with ground truth, occluded ones included), at full size and
+at half size, as captured and with frame 2 under an illumination change (gain, gamma, offset, light
+falloff); and the photo scenes above at 480p with frame 2 (or both frames) degraded as a camera
+would: illumination change, sensor noise + JPEG, defocus blur, all of them together. Columns: EPE and
+share > 3 px per group, and the time ratio to DIS-medium on the same pairs in the same run.
 
 Timing: every method runs with the same number of threads (torch.set_num_threads and
 cv2.setNumThreads). `--omp-wait passive` sets OMP_WAIT_POLICY=PASSIVE before torch starts: on a CPU
@@ -32,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SIZES = {"480p": (480, 854), "1080p": (1080, 1920)}
 MOTIONS = [1, 5, 15, 30, 50]
+REAL_MOTIONS = [10, 30]
 BUILTIN = ["built-in fast", "built-in medium", "built-in high"]
 PEERS = ["DIS ultrafast", "DIS fast", "DIS medium", "Farneback"]
 PHOTOS = ["astronaut", "coffee", "chelsea", "rocket"]
@@ -50,6 +60,8 @@ def _import_runtime():
 
     from tame.models.flow.builtin import BuiltinFlow
     from tame.tests.support.scenes import render_pair
+    global real_pairs
+    from tame.tests.support import real_pairs
 
 
 def backgrounds(quick):
@@ -89,34 +101,61 @@ def make_method(name, device="cpu"):
 
 
 def render_scenes(size, motions, scenes):
-    """[(motion, frame1 [3,H,W], frame2, flow [2,H,W], visible [H,W] bool)] for every motion x scene."""
+    """[(motion, frame1 [3,H,W], frame2, flow [2,H,W], visible [H,W] bool, valid [H,W] bool)] for
+    every motion x scene (valid: all pixels)."""
     pairs = []
     for motion in motions:
         for seed, (_, image) in enumerate(scenes):
             clip = render_pair(*size, float(motion), seed=seed, image=image)
-            pairs.append((motion, clip.frames[0], clip.frames[1], clip.flow_forward[0],
-                          clip.occlusion_forward[0, 0] < 0.5))
+            visible = clip.occlusion_forward[0, 0] < 0.5
+            pairs.append((motion, clip.frames[0], clip.frames[1], clip.flow_forward[0], visible,
+                          torch.ones_like(visible)))
     return pairs
 
 
+def real_groups(quick):
+    """{group name: pairs as in render_scenes, keyed by the group instead of the motion}."""
+    groups = {}
+    for scale, label in ((1, "Motorcycle 741x500"), (0.5, "Motorcycle 370x250")):
+        left, right, flow, valid = real_pairs.stereo_motorcycle(scale)
+        groups[label] = [(label, left, right, flow, valid, valid)]
+        groups[label + " + illumination"] = [(label, left, real_pairs.change_illumination(right), flow,
+                                              valid, valid)]
+    photos = [(name, image) for name, image in backgrounds(quick) if image is not None]
+    for kind in real_pairs.DEGRADATIONS:
+        label = f"photos 480p, {kind}"
+        groups[label] = []
+        for motion in ([30] if quick else REAL_MOTIONS):
+            for seed, (_, image) in enumerate(photos):
+                clip = render_pair(*SIZES["480p"], float(motion), seed=seed, image=image)
+                first, second = real_pairs.degrade(clip.frames[0], clip.frames[1], kind, seed=seed)
+                visible = clip.occlusion_forward[0, 0] < 0.5
+                groups[label].append((label, first, second, clip.flow_forward[0], visible,
+                                      torch.ones_like(visible)))
+    return groups
+
+
 def measure(methods, pairs, repeats):
-    """Per method: lists over pairs of EPE (all / visible), share > 3 px and median ms."""
+    """Per method: lists over pairs of EPE (valid / visible and valid), share > 3 px (valid) and
+    median ms. The methods take turns within each repeat, so a load change on a shared CPU hits them
+    alike."""
     stats = {name: {"epe": [], "epe_visible": [], "bad": [], "ms": [], "motion": []} for name in methods}
-    for motion, a, b, truth, visible in pairs:
-        for name, method in methods.items():
-            with torch.no_grad():
-                method(a, b)
-                times = []
-                for _ in range(repeats):
+    for motion, a, b, truth, visible, valid in pairs:
+        times = {name: [] for name in methods}
+        with torch.no_grad():
+            flows = {name: method(a, b) for name, method in methods.items()}   # warm-up
+            for _ in range(repeats):
+                for name, method in methods.items():
                     start = time.perf_counter()
-                    flow = method(a, b)
-                    times.append(time.perf_counter() - start)
+                    method(a, b)
+                    times[name].append(time.perf_counter() - start)
+        for name, flow in flows.items():
             error = (flow - truth).norm(dim=0)
             s = stats[name]
-            s["epe"].append(error.mean().item())
-            s["epe_visible"].append(error[visible].mean().item())
-            s["bad"].append((error > 3).float().mean().item())
-            s["ms"].append(1e3 * float(np.median(times)))
+            s["epe"].append(error[valid].mean().item())
+            s["epe_visible"].append(error[visible & valid].mean().item())
+            s["bad"].append((error[valid] > 3).float().mean().item())
+            s["ms"].append(1e3 * float(np.median(times[name])))
             s["motion"].append(motion)
     return stats
 
@@ -174,10 +213,50 @@ def per_motion_table(stats, motions):
     return "\n".join(lines)
 
 
+def real_tables(group_stats):
+    """Rows: groups. Table 1: EPE (px, pixels with ground truth) and share > 3 px per method;
+    table 2: time relative to DIS-medium on the same pairs."""
+    methods = list(next(iter(group_stats.values())))
+    head = ["| pairs | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
+    accuracy, speed = list(head), list(head)
+    for group, stats in group_stats.items():
+        reference = np.mean(stats["DIS medium"]["ms"])
+        accuracy.append(f"| {group} | " + " | ".join(
+            f"{np.mean(stats[m]['epe']):.3f} ({100 * np.mean(stats[m]['bad']):.1f}%)" for m in methods) + " |")
+        speed.append(f"| {group} | " + " | ".join(
+            f"{np.mean(stats[m]['ms']) / reference:.2f}x" for m in methods) + " |")
+    means = [np.mean([np.mean(stats[m]["epe"]) for stats in group_stats.values()]) for m in methods]
+    accuracy.append("| mean over groups | " + " | ".join(f"{v:.3f}" for v in means) + " |")
+    return "\n".join(accuracy), "\n".join(speed)
+
+
+def real_section(quick, thread_counts, repeats):
+    """Markdown lines of the real-pairs section, one table per thread count."""
+    groups = real_groups(quick)
+    section = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(threads)
+        methods = {name: make_method(name) for name in BUILTIN + PEERS[:3]}
+        group_stats = {group: measure(methods, pairs, repeats) for group, pairs in groups.items()}
+        accuracy, speed = real_tables(group_stats)
+        lines = [f"## Real pairs, {threads} thread{'s' * (threads > 1)}", "",
+                 "EPE in px over the pixels with ground truth (share of them > 3 px):", "", accuracy, "",
+                 "Time relative to DIS-medium on the same pairs (DIS-medium: "
+                 + ", ".join(f"{np.mean(stats['DIS medium']['ms']):.0f} ms" for stats in group_stats.values())
+                 + " per pair in this order):", "", speed, ""]
+        print("\n".join(lines), flush=True)
+        section += lines
+    return section
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="one photo + one procedural texture, motions 5 and 30 px, 480p")
+    parser.add_argument("--sections", default="synthetic,real",
+                        help="comma-separated of synthetic (rendered scenes, sizes below) and real "
+                             "(Motorcycle stereo + degraded photo scenes)")
     parser.add_argument("--sizes", default=None, help="comma-separated of 480p,1080p (default both; "
                                                       "480p with --quick)")
     parser.add_argument("--threads", default="2", help="thread count(s) for torch and OpenCV alike, "
@@ -213,7 +292,8 @@ def main():
         "camera motion + 2 occluding layers (models/data/scenes.py). Time: median of the timed calls per "
         f"pair after a warm-up ({args.repeats} at 480p, 1 at 1080p), averaged over pairs; the ratio is "
         "against DIS-medium in the same run. Memory: peak-RSS increase of one call in a fresh process.", ""]
-    for size_name in sizes:
+    sections = args.sections.split(",")
+    for size_name in (sizes if "synthetic" in sections else []):
         size = SIZES[size_name]
         pairs = render_scenes(size, motions, scenes)
         for threads in thread_counts:
@@ -229,6 +309,8 @@ def main():
                        f"EPE (all pixels) per motion, {size_name}:", "", per_motion_table(stats, motions), ""]
             print("\n".join(section), flush=True)
             report += section
+    if "real" in sections:
+        report += real_section(args.quick, thread_counts, args.repeats)
     load_after = os.getloadavg()
     report.append(f"Load average (1 min) at start / end: {load_before[0]:.1f} / {load_after[0]:.1f} "
                   f"on {os.cpu_count()} CPUs (above zero: other jobs shared the machine).")

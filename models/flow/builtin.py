@@ -8,14 +8,20 @@ Search", 2016), written as a few large tensor operations per pyramid level:
    intensities (robust to additive brightness changes). All patches of all pairs are solved together:
    the template side (patches, gradients, inverse Hessians) is built once per level with `unfold`; each
    iteration is one `grid_sample` of every patch at its current translation and one weighted sum.
-   Updates that increase a patch's matching error or move it farther than a patch width are rejected.
+   Each patch keeps the best translation it has visited (no farther than a patch width from its
+   start). `propagations` times per level, every patch also tries the best translations of its
+   neighbours on the patch grid (left and above, then right and below, alternating) and keeps the
+   best: a parallel form of DIS's spatial propagation, which carries good matches into patches that
+   lost track (large displacements, low texture, illumination changes).
 2. Densification: each pixel's flow is the average of the translations of the patches covering it,
    weighted by 1 / |photometric residual| of that pixel under each patch (`fold`), so a pixel takes the
    motion of the patches that actually explain it (sharp motion boundaries, occlusions down-weighted).
 3. Variational refinement: a few robust re-weighting iterations of a linearised energy with a
    normalised brightness-constancy term, a gradient-constancy term (robust to illumination changes),
-   both Charbonnier-penalised, and a Charbonnier (TV-like) smoothness term; each iteration solves the
-   linear system with a few red-black SOR sweeps vectorised over the whole image.
+   both Charbonnier-penalised, and a Charbonnier (TV-like) smoothness term, weakened across image
+   edges (`edge_awareness`) so motion boundaries do not bleed into the background; pixels whose
+   target leaves the frame have no data term and take their neighbours' flow. Each iteration solves
+   the linear system with a few red-black SOR sweeps vectorised over the whole image.
 
 The flow of a level initialises the next finer level; the finest processed level (`finest_level`,
 e.g. half resolution for "medium") is bilinearly upsampled to the input size. With
@@ -44,10 +50,12 @@ _SMOOTHNESS_EPS = 1e-2
 _DATA_NORMALISER_ZETA = 4e-4
 # Over-relaxation factor of the red-black SOR sweeps.
 _SOR_OMEGA = 1.6
+# Added to the mean gradient magnitude that normalises the edge-aware smoothness (flat images).
+_EDGE_MEAN_FLOOR = 1e-4
 # The pyramid's coarsest level has its longer side near this many pixels (more levels for bigger
 # inputs), but it is at least level 4 (1/16 scale) so motions of ~60 px at any size are reachable.
 _COARSEST_SIDE_PX = 64
-_MIN_COARSEST_LEVEL = 4
+_MIN_COARSEST_LEVEL = 3
 # Levels are only added while their shorter side keeps at least this many pixels.
 _MIN_LEVEL_SIDE_PX = 4
 
@@ -62,10 +70,12 @@ class FlowSettings:
     patch_stride / finest_patch_stride: distance between patch origins on the coarser levels / on the
         finest level (smaller = more overlap, more accurate densification, slower).
     patch_iterations / finest_patch_iterations: Lucas-Kanade iterations per level.
+    propagations: spatial-propagation rounds per level (patches try their neighbours' translations).
     refine_iterations, refine_sweeps: robust re-weighting iterations of the variational refinement
         on the coarser levels, and SOR sweeps per re-weighting.
     finest_refine_iterations, finest_refine_sweeps: the same on the finest level.
     smoothness: weight of the (TV-like) flow smoothness term.
+    edge_awareness: how much image edges weaken the smoothness term (0 = not at all).
     gradient_constancy: weight of the gradient-constancy data term (illumination robustness).
     brightness_constancy: weight of the brightness-constancy data term.
     min_residual: residual (intensity in [0,1]) below which densification weights stop growing.
@@ -74,21 +84,23 @@ class FlowSettings:
     patch_size: int = 8
     patch_stride: int = 3
     finest_patch_stride: int = 4
-    patch_iterations: int = 12
+    patch_iterations: int = 8
     finest_patch_iterations: int = 3
-    refine_iterations: int = 6
-    refine_sweeps: int = 4
+    propagations: int = 2
+    refine_iterations: int = 3
+    refine_sweeps: int = 3
     finest_refine_iterations: int = 4
     finest_refine_sweeps: int = 3
     smoothness: float = 20.0
+    edge_awareness: float = 0.3
     gradient_constancy: float = 10.0
     brightness_constancy: float = 5.0
     min_residual: float = 3e-4
 
 
 PRESETS = {
-    # search and refine down to quarter resolution, upsample x4; lighter refinement on coarse levels
-    "fast": FlowSettings(finest_level=2, refine_iterations=5, refine_sweeps=3),
+    # search and refine down to quarter resolution, upsample x4
+    "fast": FlowSettings(finest_level=2),
     # down to half resolution, upsample x2 (the default)
     "medium": FlowSettings(),
     # down to full resolution
@@ -160,50 +172,95 @@ def _patch_layout(height, width, patch_size, stride, device):
     return padded_h, padded_w, base
 
 
-def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, min_residual):
+def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, min_residual,
+                         propagations=0):
     """One pyramid level of dense inverse search.
 
     image1, image2: `[N,1,h,w]` gray of this level; flow: `[N,2,h,w]` initial flow (pixels).
+    Every patch keeps the best translation it has visited (lowest mean-normalised SSD, no farther
+    than a patch width from where it started); `propagations` times, spread evenly over the
+    iterations, each patch also tries the best translations of two neighbours on the patch grid
+    (left and above, then right and below, alternating) and keeps the best (a parallel form of
+    DIS's spatial propagation); the Lucas-Kanade iterations go on from there.
     Returns the densified flow `[N,2,h,w]` in pixels of this level. Not differentiable (it writes
     into preallocated tensors): call it under `torch.no_grad()`.
     """
     n, _, height, width = image1.shape
     padded_h, padded_w, base = _patch_layout(height, width, patch_size, stride, image1.device)
+    grid = ((padded_h - patch_size) // stride + 1, (padded_w - patch_size) // stride + 1)
     pad = (0, padded_w - width, 0, padded_h - height)
     columns = F.unfold(F.pad(torch.cat((image1, *_gradients(image1)), 1), pad, mode="replicate"),
                        patch_size, stride=stride).view(n, 3, patch_size * patch_size, -1)
-    template = columns[:, 0]                                                    # [N,K,P]
+    template = columns[:, 0] - columns[:, 0].mean(1, keepdim=True)            # [N,K,P]
     scale = image1.new_tensor([2.0 / (padded_w - 1), 2.0 / (padded_h - 1)])
     gain = _inverse_compositional_gain(columns[:, 1], columns[:, 2], scale)    # [N,2,K,P]
-    offset = (gain * template[:, None]).sum(2)                                 # [N,2,P]
     target = F.pad(image2, pad, mode="replicate")
     start = (_patch_centre_values(F.pad(flow, pad, mode="replicate"), patch_size, stride)
              * scale.view(1, 2, 1)).transpose(1, 2).contiguous()              # [N,P,2] normalised
-    translation = start
+    reach = (patch_size * scale) ** 2
+    pairs = (base.repeat(1, 2, 1), template.repeat(1, 1, 2))
 
-    def residual(uv):
-        warped = F.grid_sample(target, base + uv[:, None], mode="bilinear", padding_mode="border",
+    def evaluate(uv):
+        """Translations uv `[N,P,2]` or `[N,2*P,2]` (two candidates per patch) -> (centred
+        residuals `[N,K,P]` or `[N,K,2*P]`, cost `[N,P]` or `[N,2*P]`)."""
+        coords, reference = (base, template) if uv.shape[1] == base.shape[1] else pairs
+        warped = F.grid_sample(target, coords + uv[:, None], mode="bilinear", padding_mode="border",
                                align_corners=True)[:, 0]
-        return warped, warped - template
+        error = warped - warped.mean(1, keepdim=True) - reference
+        return error, error.square().sum(1)
 
-    start_error = None
-    for _ in range(iterations):
-        warped, error = residual(translation)
-        if start_error is None:
-            start_error = error
-        step = (gain * warped[:, None]).sum(2) - offset                        # [N,2,P]
-        translation = translation - step.transpose(1, 2)
-    _, error = residual(translation)
-    error = error - error.mean(1, keepdim=True)
-    if start_error is not None:
-        start_error = start_error - start_error.mean(1, keepdim=True)
-        moved = ((translation - start) / scale).square().sum(-1)
-        rejected = (error.square().sum(1) > start_error.square().sum(1)) | (moved > patch_size ** 2)
-        translation = torch.where(rejected[..., None], start, translation)
-        error = torch.where(rejected[:, None], start_error, error)
-    translation = (translation / scale).transpose(1, 2)                         # [N,2,P] pixels
+    error, cost = evaluate(start)
+    best = _PatchState(start, cost)
+    translation = origin = start
+    checkpoints = [round((i + 1) * iterations / (propagations + 1)) for i in range(propagations)]
+    for iteration in range(1, iterations + 1):
+        translation = translation - (gain * error[:, None]).sum(2).transpose(1, 2)
+        error, cost = evaluate(translation)
+        far = ((translation - origin).square() / reach).sum(-1) > 1
+        best.keep_better(translation, cost.masked_fill_(far, float("inf")))
+        if iteration in checkpoints:
+            candidates = _neighbour_translations(best.translation, grid, checkpoints.index(iteration) % 2)
+            best.keep_best_of(candidates, evaluate(candidates)[1])
+            translation = origin = best.translation
+            error = evaluate(translation)[0]
+    if iterations not in checkpoints:
+        error = evaluate(best.translation)[0]
+    translation = (best.translation / scale).transpose(1, 2)                    # [N,2,P] pixels
     return _densify(translation, error, (padded_h, padded_w), patch_size, stride,
                     min_residual)[..., :height, :width]
+
+
+@dataclass
+class _PatchState:
+    """The best translation `[N,P,2]` each patch has visited and its cost `[N,P]`."""
+    translation: torch.Tensor
+    cost: torch.Tensor
+
+    def keep_better(self, translation, cost):
+        """Take the translations `[N,P,2]` whose cost `[N,P]` is lower."""
+        better = cost < self.cost
+        self.translation = torch.where(better[..., None], translation, self.translation)
+        self.cost = torch.minimum(cost, self.cost)
+
+    def keep_best_of(self, translation, cost):
+        """The same for C candidates per patch: translations `[N,C*P,2]`, cost `[N,C*P]`
+        (candidate-major)."""
+        n, num_patches = self.cost.shape
+        choice = cost.view(n, -1, num_patches).argmin(1)                          # [N,P]
+        index = choice * num_patches + torch.arange(num_patches, device=choice.device)
+        self.keep_better(translation.gather(1, index[..., None].expand(-1, -1, 2)), cost.gather(1, index))
+
+
+def _neighbour_translations(translation, grid, backward):
+    """The translations `[N,P,2]` of the patches left of and above each patch on the `grid`
+    (rows, cols) of patches, or right of and below it if `backward` (a patch's own at the grid
+    border) -> `[N,2*P,2]`."""
+    n = translation.shape[0]
+    rows, cols = grid
+    field = F.pad(translation.view(n, rows, cols, 2).permute(0, 3, 1, 2), (1, 1, 1, 1), mode="replicate")
+    shifted = ((field[..., 1:-1, 2:], field[..., 2:, 1:-1]) if backward
+               else (field[..., 1:-1, :-2], field[..., :-2, 1:-1]))
+    return torch.cat([s.reshape(n, 2, rows * cols) for s in shifted], 2).transpose(1, 2)
 
 
 def _inverse_compositional_gain(grad_x, grad_y, scale):
@@ -265,7 +322,7 @@ class _LinearisedData:
 def _linearise(image1, image2, flow):
     """Brightness and gradient constancy around `flow` `[N,2,h,w]` for gray `[N,1,h,w]` images."""
     grad1 = torch.cat(_gradients(image1), 1)
-    warped, _ = backward_warp(torch.cat((image2, *_gradients(image2)), 1), flow, padding="border")
+    warped, inside = backward_warp(torch.cat((image2, *_gradients(image2)), 1), flow, padding="border")
     mean_grad = 0.5 * (grad1 + warped[:, 1:3])
     gxx, gxy = _gradients(mean_grad[:, 0:1])
     gyx, gyy = _gradients(mean_grad[:, 1:2])
@@ -276,6 +333,7 @@ def _linearise(image1, image2, flow):
     jj = torch.stack((jac_x * jac_x, jac_x * jac_y, jac_y * jac_y), 1)            # [N,3,3,h,w]
     rj = torch.stack((residual * jac_x, residual * jac_y), 1)                     # [N,2,3,h,w]
     gradient_norm = normaliser[:, None, 1:3]
+    jj, rj = jj * inside[:, None], rj * inside[:, None]        # no data term where p + flow leaves the frame
     return _LinearisedData(residual, jac_x, jac_y, normaliser, jj[:, :, 0], rj[:, :, 0],
                            (jj[:, :, 1:3] * gradient_norm).sum(2), (rj[:, :, 1:3] * gradient_norm).sum(2))
 
@@ -286,6 +344,15 @@ def _sor_masks(height, width, device, dtype):
     red = (torch.arange(height, device=device)[:, None] + torch.arange(width, device=device)) % 2 == 0
     red = red.to(dtype)
     return _SOR_OMEGA * red, _SOR_OMEGA * (1 - red)
+
+
+def _edge_weights(image, strength):
+    """Smoothness factors `[N,1,h,w]` of gray `[N,1,h,w]`: `exp(-strength * |grad I| / mean |grad I|)`,
+    so flow may change more easily across image edges; relative to the image's mean gradient, hence
+    unaffected by a global contrast change."""
+    magnitude = torch.cat(_gradients(image), 1).square().sum(1, keepdim=True).sqrt()
+    mean = magnitude.mean((2, 3), keepdim=True) + _EDGE_MEAN_FLOOR
+    return torch.exp(-strength * magnitude / mean)
 
 
 def _smoothness_weights(flow, smoothness):
@@ -306,8 +373,9 @@ def _smoothness_weights(flow, smoothness):
     return left, right, up, down, left + right + up + down
 
 
-def _refinement_iteration(data, base_flow, flow, sweeps, settings):
+def _refinement_iteration(data, base_flow, flow, smoothness, sweeps, settings):
     """One robust re-weighting of the linearised energy, then `sweeps` red-black SOR sweeps.
+    `smoothness`: per-pixel smoothness weight `[N,1,h,w]`.
 
     Solves `(A + D) U = b + A base_flow + sum_neighbours(w U)` for U, where A, b are the re-weighted
     data normal equations in the update `U - base_flow` and D the sum of smoothness weights.
@@ -320,7 +388,7 @@ def _refinement_iteration(data, base_flow, flow, sweeps, settings):
     gradient = settings.gradient_constancy * torch.rsqrt(squared[:, 1:2] + squared[:, 2:3] + eps2)
     a = torch.addcmul(brightness * data.jj_b, gradient, data.jj_g)               # a11, a12, a22
     b = -torch.addcmul(brightness * data.rj_b, gradient, data.rj_g)
-    left, right, up, down, total = _smoothness_weights(flow, settings.smoothness)
+    left, right, up, down, total = _smoothness_weights(flow, smoothness)
     a11, a12, a22 = a[:, 0:1], a[:, 1:2], a[:, 2:3]
     rhs = b + torch.cat((a11 * base_flow[:, 0:1] + a12 * base_flow[:, 1:2],
                          a12 * base_flow[:, 0:1] + a22 * base_flow[:, 1:2]), 1)
@@ -360,9 +428,10 @@ def variational_refinement(image1, image2, flow, iterations, sweeps, settings):
     if iterations <= 0:
         return flow
     data = _linearise(image1, image2, flow)
+    smoothness = settings.smoothness * _edge_weights(image1, settings.edge_awareness)
     refined = flow
     for _ in range(iterations):
-        refined = _refinement_iteration(data, flow, refined, sweeps, settings)
+        refined = _refinement_iteration(data, flow, refined, smoothness, sweeps, settings)
     return refined
 
 
@@ -443,7 +512,8 @@ class BuiltinFlow(torch.nn.Module):
         s = self.settings
         stride = s.finest_patch_stride if is_finest else s.patch_stride
         iterations = s.finest_patch_iterations if is_finest else s.patch_iterations
-        flow = patch_inverse_search(image1, image2, flow, s.patch_size, stride, iterations, s.min_residual)
+        flow = patch_inverse_search(image1, image2, flow, s.patch_size, stride, iterations, s.min_residual,
+                                    s.propagations)
         refine, sweeps = ((s.finest_refine_iterations - grad_iterations, s.finest_refine_sweeps) if is_finest
                           else (s.refine_iterations, s.refine_sweeps))
         return variational_refinement(image1, image2, flow, refine, sweeps, s)
