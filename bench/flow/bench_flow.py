@@ -7,8 +7,11 @@ Scenes (tests/support/scenes.py `render_pair` over models/data/scenes.py): a bac
 under camera motion (translation + rotation + zoom) and two independently moving, occluding layers;
 motions 1-50 px per frame. Columns: mean end-point error over all pixels and over the pixels that
 stay visible in frame 2, share of pixels with error > 3 px, milliseconds per pair (median of the
-timed repeats after one warm-up call, the methods taking turns within each repeat; averaged over pairs), that time divided by DIS-medium's time in
-the same run, and the peak-memory increase of one call.
+timed repeats after one warm-up call, the methods taking turns within each repeat; averaged over
+pairs), that time divided by DIS-medium's time in the same run, and the peak-memory increase of one call.
+
+CPU time: the process CPU time (all threads) of a call, reported beside wall time for the real pairs
+because other jobs on a shared CPU inflate wall time unevenly.
 
 Real pairs (section "real", tests/support/real_pairs.py): the Middlebury 2014 Motorcycle stereo pair
 scikit-image ships (real photographs, real ground truth: flow = (-disparity, 0), disparities up to
@@ -139,16 +142,19 @@ def measure(methods, pairs, repeats):
     """Per method: lists over pairs of EPE (valid / visible and valid), share > 3 px (valid) and
     median ms. The methods take turns within each repeat, so a load change on a shared CPU hits them
     alike."""
-    stats = {name: {"epe": [], "epe_visible": [], "bad": [], "ms": [], "motion": []} for name in methods}
+    stats = {name: {"epe": [], "epe_visible": [], "bad": [], "ms": [], "cpu_ms": [], "motion": []}
+             for name in methods}
     for motion, a, b, truth, visible, valid in pairs:
         times = {name: [] for name in methods}
+        cpu_times = {name: [] for name in methods}
         with torch.no_grad():
             flows = {name: method(a, b) for name, method in methods.items()}   # warm-up
             for _ in range(repeats):
                 for name, method in methods.items():
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     method(a, b)
                     times[name].append(time.perf_counter() - start)
+                    cpu_times[name].append(time.process_time() - cpu_start)
         for name, flow in flows.items():
             error = (flow - truth).norm(dim=0)
             s = stats[name]
@@ -156,6 +162,7 @@ def measure(methods, pairs, repeats):
             s["epe_visible"].append(error[visible & valid].mean().item())
             s["bad"].append((error[valid] > 3).float().mean().item())
             s["ms"].append(1e3 * float(np.median(times[name])))
+            s["cpu_ms"].append(1e3 * float(np.median(cpu_times[name])))
             s["motion"].append(motion)
     return stats
 
@@ -215,16 +222,18 @@ def per_motion_table(stats, motions):
 
 def real_tables(group_stats):
     """Rows: groups. Table 1: EPE (px, pixels with ground truth) and share > 3 px per method;
-    table 2: time relative to DIS-medium on the same pairs."""
+    table 2: wall time (and process CPU time) relative to DIS-medium's on the same pairs."""
     methods = list(next(iter(group_stats.values())))
     head = ["| pairs | " + " | ".join(methods) + " |", "|---|" + "---|" * len(methods)]
     accuracy, speed = list(head), list(head)
     for group, stats in group_stats.items():
         reference = np.mean(stats["DIS medium"]["ms"])
+        cpu_reference = np.mean(stats["DIS medium"]["cpu_ms"])
         accuracy.append(f"| {group} | " + " | ".join(
             f"{np.mean(stats[m]['epe']):.3f} ({100 * np.mean(stats[m]['bad']):.1f}%)" for m in methods) + " |")
         speed.append(f"| {group} | " + " | ".join(
-            f"{np.mean(stats[m]['ms']) / reference:.2f}x" for m in methods) + " |")
+            f"{np.mean(stats[m]['ms']) / reference:.2f}x ({np.mean(stats[m]['cpu_ms']) / cpu_reference:.2f}x)"
+            for m in methods) + " |")
     means = [np.mean([np.mean(stats[m]["epe"]) for stats in group_stats.values()]) for m in methods]
     accuracy.append("| mean over groups | " + " | ".join(f"{v:.3f}" for v in means) + " |")
     return "\n".join(accuracy), "\n".join(speed)
@@ -242,7 +251,8 @@ def real_section(quick, thread_counts, repeats):
         accuracy, speed = real_tables(group_stats)
         lines = [f"## Real pairs, {threads} thread{'s' * (threads > 1)}", "",
                  "EPE in px over the pixels with ground truth (share of them > 3 px):", "", accuracy, "",
-                 "Time relative to DIS-medium on the same pairs (DIS-medium: "
+                 "Wall time (process CPU time) relative to DIS-medium's on the same pairs; CPU time is "
+                 "what a shared CPU does not inflate (DIS-medium wall time: "
                  + ", ".join(f"{np.mean(stats['DIS medium']['ms']):.0f} ms" for stats in group_stats.values())
                  + " per pair in this order):", "", speed, ""]
         print("\n".join(lines), flush=True)
