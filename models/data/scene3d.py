@@ -4,7 +4,7 @@ World units and cameras follow EG3D (specs/reference/innout-and-eg3d.md §1.3-1.
 frontal camera sits on +z at radius 2.7 looking at the origin, the tri-plane box is [-0.5, 0.5]^3.
 The head is a union of ellipsoids (skull, hair cap, nose, ears) with a view-independent colour:
 a procedural albedo (skin noise at three scales, eyes, brows, mouth, cheeks, striped hair) times a
-baked Lambert term. An optional occluder (a flat, strongly coloured ringed disc in front of the face:
+baked Lambert term. An optional occluder (a flat, strongly coloured disc in front of the face:
 a "hand" or "mask") exists only in observed frames and may move per frame. Background is black.
 Depth is the distance along the unit ray direction, as the volume renderer reports it.
 """
@@ -37,14 +37,14 @@ _SKIN_WAVES = (((7.0, 3.0, -2.0), 0.3, 0.07), ((-4.0, 16.0, 9.0), 1.7, 0.05), ((
 
 _OCCLUDER_CENTRE = (0.03, -0.085, 0.31)
 _OCCLUDER_RADIUS = 0.10
-_OCCLUDER_RING_WIDTH = 0.025
+_OCCLUDER_RIM = 0.025
 _OCCLUDER_COLOURS = ((0.10, 0.85, 0.20), (0.95, 0.10, 0.75))
 
 
 @dataclass
 class Occluder:
     """A flat disc facing +z: `centres` `[N,3]` (one per frame, or `[1,3]` for all), `radius` in
-    world units. Painted with concentric green/magenta rings, unshaded."""
+    world units. Painted green with a magenta rim, unshaded."""
     centres: torch.Tensor
     radius: float = _OCCLUDER_RADIUS
 
@@ -219,9 +219,9 @@ def _trace_occluder(origins, directions, centres, radius):
     points = origins + distance[..., None] * directions
     offset = (points[..., :2] - centres[:, None, :2]).norm(dim=-1)
     hit = ~parallel & (distance > 0) & (offset <= radius)
-    ring = (torch.floor(offset / _OCCLUDER_RING_WIDTH) % 2 == 0)[..., None]
-    first, second = (origins.new_tensor(colour) for colour in _OCCLUDER_COLOURS)
-    return torch.where(hit, distance, torch.full_like(distance, math.inf)), torch.where(ring, first, second)
+    inside = (offset < radius - _OCCLUDER_RIM)[..., None]
+    centre, rim = (origins.new_tensor(colour) for colour in _OCCLUDER_COLOURS)
+    return torch.where(hit, distance, torch.full_like(distance, math.inf)), torch.where(inside, centre, rim)
 
 
 def _occluder_centres(occluder, count):
