@@ -62,7 +62,7 @@ def test_crossfade_is_a_linear_ramp():
 
 def test_window_larger_than_video_is_the_single_anchor_result(pan, estimator):
     clip, processed = pan
-    one_epoch = BlindSettings(epochs=1, width=8, levels=2)
+    one_epoch = BlindSettings(epochs=1, width=8, levels=2, mean_look=True)
     single = blind_consistency(clip.frames, processed, estimator, one_epoch).frames
     windowed = windowed_blind_consistency(clip.frames, processed, estimator, WindowedSettings(one_epoch, 64, 8))
     assert windowed.windows == [(0, 12, 5)]
@@ -98,10 +98,10 @@ def test_windowed_beats_single_anchor_on_a_fast_pan(estimator):
     clip = render_clip(32, 24, 40, motion=6.0, num_layers=1, rotation=False, zoom=False, seed=2)
     clean = (clip.frames * torch.tensor([1.1, 0.95, 0.8]).view(1, 3, 1, 1)).clamp(0, 1)
     processed = flicker(clean)
-    settings = BlindSettings(epochs=4, width=8, levels=2)
+    settings = BlindSettings(epochs=8, width=8, levels=2)
     single = blind_consistency(clip.frames, processed, estimator, settings).frames
     windowed = windowed_blind_consistency(clip.frames, processed, estimator,
-                                          WindowedSettings(settings, 10, 3, 4)).frames
+                                          WindowedSettings(settings, 10, 3, 8)).frames
 
     def e_warp(video):
         return float(warping_error(video, clip.flow_forward, clip.flow_backward)[1])

@@ -22,7 +22,10 @@ class BlindSettings:
     """epochs: passes over the non-anchor frames (one pair per iteration); lr: Adam learning rate;
     lambda_photo: weight of the photometric loss against fidelity (3: lower E_warp and higher fidelity
     than 1 on bench/edit); width, levels: U-Net size;
-    anchor: anchor frame (None = middle); seed: initialisation and pair order."""
+    anchor: anchor frame (None = middle); seed: initialisation and pair order; mean_look: weight the
+    anchor's fidelity term 1 / (frames - 1), so every frame counts once per epoch and the output's look
+    is the mean of the processed frames' (False: the anchor is in every pair at full weight, and the
+    output takes the anchor frame's look; the windowed mode always uses the mean)."""
     epochs: int = 30
     lr: float = 1e-3
     lambda_photo: float = 3.0
@@ -30,6 +33,7 @@ class BlindSettings:
     levels: int = 3
     anchor: Optional[int] = None
     seed: int = 0
+    mean_look: bool = False
 
 
 @dataclass
@@ -69,16 +73,19 @@ def anchor_flows(estimator, frames, anchor):
     return to_other, to_anchor
 
 
-def pair_step(generator, optimiser, distance, source, target, anchor, other, flows, lambda_photo):
-    """One Adam step on the pair (anchor, other): `D(G(source), target)` on both frames plus
-    `lambda_photo` x the masked bi-directional photometric loss between their outputs.
+def pair_step(generator, optimiser, distance, source, target, anchor, other, flows, lambda_photo,
+              anchor_weight=1.0):
+    """One Adam step on the pair (anchor, other): `D(G(source), target)` on both frames, weighted
+    `anchor_weight : 1` (anchor : other; the two weights sum to 2 for any ratio, so the step size stays),
+    plus `lambda_photo` x the masked bi-directional photometric loss between their outputs.
 
     source, target: `[T,3,H,W]`; flows: (`F_{anc->other}`, `F_{other->anc}`), each `[1,2,H,W]`, of the
     original video. Returns the loss (float).
     """
     pair = [anchor, other]
     frames = generator.decode(source[pair])
-    fidelity = distance(frames, target[pair]).sum()
+    weights = torch.tensor([anchor_weight, 1.0], device=frames.device) * (2 / (anchor_weight + 1))
+    fidelity = distance(frames, target[pair]) @ weights
     forward, backward = flows
     mask_anchor, mask_other = visibility_masks(forward, backward)
     photo = photometric_loss(distance, frames[0:1], frames[1:2], forward, backward, mask_anchor, mask_other)
@@ -129,7 +136,7 @@ def blind_consistency(original, processed, estimator, settings=None, distance=No
         for other in schedule:
             losses.append(pair_step(generator, optimiser, distance, source, target, anchor, other,
                                     (flow_to_other[other:other + 1], flow_to_anchor[other:other + 1]),
-                                    settings.lambda_photo))
+                                    settings.lambda_photo, 1.0 / (count - 1) if settings.mean_look else 1.0))
             report_progress(progress, len(losses) + 1, total)
         generator.decoder.requires_grad_(False)
         frames = decode_frames(generator, source)
