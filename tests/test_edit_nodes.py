@@ -25,15 +25,7 @@ SIZE = 32
 COUNT = 4
 
 
-@pytest.fixture(autouse=True)
-def no_model_files(tmp_path, monkeypatch):
-    """An empty model folder (no LPIPS weights unless a test puts some there), one thread."""
-    monkeypatch.setenv("TAME_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("TAME_DEVICE", "cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("cpu_without_model_files")
 
 
 @pytest.fixture(scope="module")

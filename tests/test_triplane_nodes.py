@@ -37,14 +37,7 @@ CAMERA_DEFAULTS = dict(mode="orbit", yaw=90.0, pitch=90.0, radius=2.7, fov=18.84
                        position_z=2.7, image_size=64, load3d_fov=35.0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread_cpu(tmp_path, monkeypatch):
-    monkeypatch.setenv("TAME_MODELS_DIR", str(tmp_path / "models"))
-    monkeypatch.setenv("TAME_DEVICE", "cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("cpu_without_model_files")
 
 
 def camera(**changes):
