@@ -132,7 +132,9 @@ def fit_ood(frames, cam2world, intrinsics, ind_field, steps=600, ind_lr_scale=0.
         torch.manual_seed(seed)
         ood = OODField(_random_planes(channels, plane_resolution, _OOD_PLANE_STD, frames.device),
                        _empty_ood_decoder(channels, frames.device),
-                       torch.randn(frames.shape[0], CODE_SIZE, device=frames.device).requires_grad_())
+                       torch.randn(frames.shape[0], CODE_SIZE).to(frames.device).requires_grad_())
+    if not float(ind_lr_scale) >= 0:
+        raise ValueError(f"ind_lr_scale must be >= 0 (0 keeps the InD field fixed), got {ind_lr_scale!r}.")
     ind = ind_field if ind_lr_scale == 0 else _trainable_copy(ind_field)
     groups = [{"params": [ood.planes], "lr": lr},
               {"params": [ood.codes, *ood.decoder.parameters()], "lr": decoder_lr}]
@@ -375,9 +377,10 @@ def _generator(seed, device):
 
 
 def _random_planes(channels, resolution, scale, device):
+    # drawn on the CPU (the seeded generator) whatever the device, so a seed means the same start
     planes = torch.randn(1, 3, _positive(channels, "channels"), _positive(resolution, "plane_resolution"),
-                         resolution, device=device) * scale
-    return planes.requires_grad_()
+                         resolution) * scale
+    return planes.to(device).requires_grad_()
 
 
 def _empty_ood_decoder(channels, device):
