@@ -120,13 +120,8 @@ def fit_ood(frames, cam2world, intrinsics, ind_field, steps=600, ind_lr_scale=0.
       sample set); with masks, masked rays pay (1 - max b)^2 instead of (max b)^2 (the reference's
       masks only weight the OOD-alone L2), which keeps b from collapsing on the OOD pixels.
     """
-    rays = _posed_rays(frames, cam2world, intrinsics, masks)
-    _check_field(ind_field, "ind_field")
-    steps = _positive(steps, "steps")
-    patch_size = _patch_size(patch_size, rays.resolution)
-    patches_per_step = _positive(patches_per_step, "patches_per_step")
-    distance = perceptual or perceptual_distance()
-    gen = _generator(seed, frames.device)
+    rays, steps, patch_size, patches_per_step, distance, gen = _patch_fit_inputs(
+        frames, cam2world, intrinsics, masks, ind_field, steps, patch_size, patches_per_step, perceptual, seed)
     channels = ind_field.planes.shape[2]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -166,16 +161,12 @@ def fit_single_field_baseline(frames, cam2world, intrinsics, ind_field, steps=50
     """PTI-style baseline: fine-tune a copy of the InD planes (lr) and decoder (decoder_lr, default
     lr) alone on the observed frames -> TriplaneField. Same patches and reconstruction loss as
     `fit_ood` (L2 + perceptual_weight * D), so both methods get the same budget and signal."""
-    rays = _posed_rays(frames, cam2world, intrinsics)
-    _check_field(ind_field, "ind_field")
-    steps = _positive(steps, "steps")
-    patch_size = _patch_size(patch_size, rays.resolution)
-    patches_per_step = _positive(patches_per_step, "patches_per_step")
-    distance = perceptual or perceptual_distance()
-    gen = _generator(seed, frames.device)
+    rays, steps, patch_size, patches_per_step, distance, gen = _patch_fit_inputs(
+        frames, cam2world, intrinsics, None, ind_field, steps, patch_size, patches_per_step, perceptual, seed)
     field = _trainable_copy(ind_field)
+    decoder_lr = lr if decoder_lr is None else decoder_lr
     optimiser = torch.optim.Adam([{"params": [field.planes], "lr": lr},
-                                  {"params": field.decoder.parameters(), "lr": lr if decoder_lr is None else decoder_lr}])
+                                  {"params": field.decoder.parameters(), "lr": decoder_lr}])
 
     def loss(_):
         _, origins, directions, colours, _ = _random_patches(rays, patch_size, patches_per_step, gen)
@@ -184,6 +175,17 @@ def fit_single_field_baseline(frames, cam2world, intrinsics, ind_field, steps=50
 
     _optimise(optimiser, loss, steps, progress)
     return _frozen(field)
+
+
+def _patch_fit_inputs(frames, cam2world, intrinsics, masks, ind_field, steps, patch_size, patches_per_step,
+                      perceptual, seed):
+    """Checked inputs of a patch-based fit -> (_Rays, steps, patch size, patches per step, distance D,
+    seeded torch.Generator)."""
+    rays = _posed_rays(frames, cam2world, intrinsics, masks)
+    _check_field(ind_field, "ind_field")
+    return (rays, _positive(steps, "steps"), _patch_size(patch_size, rays.resolution),
+            _positive(patches_per_step, "patches_per_step"), perceptual or perceptual_distance(),
+            _generator(seed, frames.device))
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -247,6 +249,8 @@ def render_composite(fit, cam2world, intrinsics, resolution, frames=None, settin
     """
     if not isinstance(fit, OODFit):
         raise ValueError(f"fit must be the OODFit returned by fit_ood, got {type(fit).__name__}.")
+    if not isinstance(cam2world, torch.Tensor) or cam2world.dim() != 3:
+        raise ValueError(f"cam2world must be a tensor [N,4,4], got {_shape(cam2world)}.")
     codes = fit.ood.codes[_code_indices(frames, cam2world.shape[0], fit.ood.codes.shape[0])]
     ood = OODField(fit.ood.planes, fit.ood.decoder, codes)
     out = render(fit.ind, cam2world, intrinsics, resolution, settings, ood=ood, progress=progress)
