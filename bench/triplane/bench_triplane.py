@@ -233,7 +233,8 @@ def removal_section(config):
             ("single-field baseline (PTI-style)", held(baseline), on_observed(baseline_frames))]
     lines = ["## (b) Fitting time", "",
              "| fit | steps | rays / step | s / step |", "|---|---|---|---|",
-             f"| InD prior (fit_triplane) | {config['prior_steps']} | 1024 | {prior_seconds / config['prior_steps']:.3f} |",
+             f"| InD prior (fit_triplane) | {config['prior_steps']} | 1024 | "
+             f"{prior_seconds / config['prior_steps']:.3f} |",
              f"| In-N-Out, InD fixed | {steps} | 4 x 16x16 | {fixed_seconds / steps:.3f} |",
              f"| In-N-Out, InD at {IND_LR_SCALE}x lr | {steps} | 4 x 16x16 | {refined_seconds / steps:.3f} |",
              f"| baseline | {steps} | 4 x 16x16 | {baseline_seconds / steps:.3f} |", "",
@@ -244,7 +245,8 @@ def removal_section(config):
              "| method | InD-only held-out PSNR | composite PSNR on observed |", "|---|---|---|"]
     lines += [f"| {name} | {held_psnr:.2f} | {observed_psnr:.2f} |" for name, held_psnr, observed_psnr in rows]
     baseline_row = rows[3]
-    lines += ["", "Acceptance (issue): InD-only held-out PSNR >= baseline + 6 dB and composite PSNR >= baseline - 1 dB:", ""]
+    lines += ["", "Acceptance (issue): InD-only held-out PSNR >= baseline + 6 dB and composite PSNR >= "
+              "baseline - 1 dB:", ""]
     for name, held_psnr, observed_psnr in rows[1:3]:
         gain, loss = held_psnr - baseline_row[1], observed_psnr - baseline_row[2]
         verdict = "PASS" if gain >= 6 and loss >= -1 else "FAIL"
@@ -259,8 +261,8 @@ def removal_pictures(sequence, composite, fit, baseline_frames):
     shown = list(range(0, sequence.frames.shape[0], max(1, sequence.frames.shape[0] // 4)))[:4]
     removed = ood_removal(fit, sequence.cam2world, sequence.intrinsics, RESOLUTION).images
     return [[images[i:i + 1] for i in shown] for images in
-            (sequence.frames, composite.images, removed, composite.ood_images, composite.blend_max.expand(-1, 3, -1, -1),
-             baseline_frames, sequence.clean)]
+            (sequence.frames, composite.images, removed, composite.ood_images,
+             composite.blend_max.expand(-1, 3, -1, -1), baseline_frames, sequence.clean)]
 
 
 def orbit_pictures(prior, fit, baseline, views=6):
