@@ -155,7 +155,7 @@ def fit_ood(frames, cam2world, intrinsics, ind_field, steps=600, ind_lr_scale=0.
     return OODFit(_frozen(ind), OODField(ood.planes.detach(), ood.decoder.requires_grad_(False), ood.codes.detach()))
 
 
-def fit_single_field_baseline(frames, cam2world, intrinsics, ind_field, steps=500, lr=0.005, decoder_lr=None,
+def fit_single_field_baseline(frames, cam2world, intrinsics, ind_field, steps=600, lr=0.1, decoder_lr=None,
                               patch_size=16, patches_per_step=4, perceptual_weight=1.0, settings=FIT_SETTINGS,
                               perceptual=None, seed=0, progress=None):
     """PTI-style baseline: fine-tune a copy of the InD planes (lr) and decoder (decoder_lr, default
