@@ -30,3 +30,17 @@ def validate_image_pair(a, b, names=("a", "b")):
     validate_images(b, names[1])
     if a.shape != b.shape:
         raise ValueError(f"{names[0]} {tuple(a.shape)} and {names[1]} {tuple(b.shape)} must have the same shape.")
+
+
+def validate_planes(planes, name="planes"):
+    """Raise ValueError unless `planes` is a finite floating tensor `[N,3,C,H,W]`."""
+    if not isinstance(planes, torch.Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [N,3,C,H,W], got {type(planes).__name__}.")
+    if planes.dim() != 5 or planes.shape[1] != 3:
+        raise ValueError(f"{name} must have shape [N,3,C,H,W] (three feature planes per item), "
+                         f"got {tuple(planes.shape)}.")
+    if not planes.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {planes.dtype}; convert it with .float().")
+    if not bool(torch.isfinite(planes).all()):
+        raise ValueError(f"{name} contain NaN/Inf values; the tri-plane source (fit, latent or file) is "
+                         f"broken — regenerate or reload it.")

@@ -18,20 +18,6 @@ PLANE_AXES = torch.tensor([
 ])
 
 
-def validate_planes(planes, name="planes"):
-    """Raise ValueError unless `planes` is a finite floating tensor `[N,3,C,H,W]`."""
-    if not isinstance(planes, torch.Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor [N,3,C,H,W], got {type(planes).__name__}.")
-    if planes.dim() != 5 or planes.shape[1] != 3:
-        raise ValueError(f"{name} must have shape [N,3,C,H,W] (three feature planes per item), "
-                         f"got {tuple(planes.shape)}.")
-    if not planes.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {planes.dtype}; convert it with .float().")
-    if not bool(torch.isfinite(planes).all()):
-        raise ValueError(f"{name} contain NaN/Inf values; the tri-plane source (fit, latent or file) is "
-                         f"broken — regenerate or reload it.")
-
-
 def _validate_points(points):
     if not isinstance(points, torch.Tensor) or points.dim() != 3 or points.shape[-1] != 3:
         shape = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__

@@ -11,7 +11,8 @@ from typing import Optional
 import torch
 
 from ...kernels.rays import importance_depths, pixel_rays, stratified_depths
-from ...kernels.triplane import sample_triplane, validate_planes
+from ...kernels.checks import validate_planes
+from ...kernels.triplane import sample_triplane
 from ...kernels.volume import composite_march, march
 from .decoders import OODDecoder, OSGDecoder
 
