@@ -27,12 +27,12 @@ from ..models.triplane.fit import (
     OODFit,
     fit_ood,
     fit_triplane,
-    ood_removal,
     render_composite,
     render_field,
 )
 from ..models.triplane.renderer import RenderSettings, TriplaneField, validate_planes
 from . import host
+from .edit_nodes import SEED_OPTIONS
 from .tensors import batch_to_mask, frames_to_image, image_to_frames, mask_to_batch
 
 CATEGORY = "Tame/3D"
@@ -45,7 +45,6 @@ FRONTAL_DEGREES = 90.0
 EG3D_RADIUS = 2.7
 EG3D_FOV = 18.84
 MAX_RESOLUTION = 1024
-SEED_OPTIONS = {"default": 0, "min": 0, "max": 2 ** 31 - 1}
 
 
 @dataclass
@@ -562,11 +561,9 @@ class TameRemoveOOD:
         camera = _check_record(camera, Cameras, "camera")
         code = _code_choice(frame_code, ood, len(camera))
         cam2world, intrinsics = _on(ood.fit.ind, camera)
-        settings = ood.triplane.settings
-        removed = ood_removal(ood.fit, cam2world, intrinsics, resolution, settings, host.progress(1, "remove OOD"))
-        composite = render_composite(ood.fit, cam2world, intrinsics, resolution, code, settings,
-                                     host.progress(1, "OOD composite"))
-        return frames_to_image(removed.images), frames_to_image(composite.ood_images), \
+        composite = render_composite(ood.fit, cam2world, intrinsics, resolution, code, ood.triplane.settings,
+                                     host.progress(1, "remove OOD"))
+        return frames_to_image(composite.ind_images), frames_to_image(composite.ood_images), \
             batch_to_mask(composite.blend_max)
 
 

@@ -99,6 +99,7 @@ def test_in_n_out_removal_is_closer_to_the_clean_views_than_the_baseline(prior):
     composite = render_composite(fit, sequence.cam2world, sequence.intrinsics, SIZE)
     assert composite.images.shape == composite.ood_images.shape == (3, 3, SIZE, SIZE)
     assert composite.blend_max.shape == (3, 1, SIZE, SIZE)
+    assert torch.allclose(composite.ind_images, removed, atol=1e-6)  # the composite pass's InD alone = removal
     novel = render_composite(fit, *orbit_cameras(2, seed=5), SIZE, frames=1)
     assert novel.images.shape == (2, 3, SIZE, SIZE)
 

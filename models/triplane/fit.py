@@ -39,10 +39,12 @@ class OODFit:
 @dataclass
 class FieldImages:
     """Renders `[N,*,R,R]`: images RGB in [0,1], depth (ray distance), opacity in [0,1]; for a
-    composite also ood_images (the OOD field alone, RGB in [0,1]) and blend_max (per-ray max b)."""
+    composite also ind_images (the InD field alone: the OOD removal, from the same samples), ood_images
+    (the OOD field alone, RGB in [0,1]) and blend_max (per-ray max b)."""
     images: torch.Tensor
     depth: torch.Tensor
     opacity: torch.Tensor
+    ind_images: Optional[torch.Tensor] = None
     ood_images: Optional[torch.Tensor] = None
     blend_max: Optional[torch.Tensor] = None
 
@@ -254,7 +256,8 @@ def render_composite(fit, cam2world, intrinsics, resolution, frames=None, settin
     codes = fit.ood.codes[_code_indices(frames, cam2world.shape[0], fit.ood.codes.shape[0])]
     ood = OODField(fit.ood.planes, fit.ood.decoder, codes)
     out = render(fit.ind, cam2world, intrinsics, resolution, settings, ood=ood, progress=progress)
-    return FieldImages(_unit_rgb(out.image), out.depth, out.opacity, _unit_rgb(out.ood_image), out.blend_max)
+    return FieldImages(_unit_rgb(out.image), out.depth, out.opacity, _unit_rgb(out.ind_image),
+                       _unit_rgb(out.ood_image), out.blend_max)
 
 
 def ood_removal(fit, cam2world, intrinsics, resolution, settings=None, progress=None):

@@ -71,12 +71,14 @@ class OODField:
 
 @dataclass
 class RayOutputs:
-    """Per-ray results `[N,M,...]`; features in [-1,1] (EG3D's 2C - 1). The ood_* and blend entries are
-    None without an OOD field: ood_* is the OOD field marched alone, blend `[N,M,K,1]` the b of every
+    """Per-ray results `[N,M,...]`; features in [-1,1] (EG3D's 2C - 1). The ind_features, ood_* and blend
+    entries are None without an OOD field: ind_features is the InD field marched alone on the same
+    samples (b := 0, the OOD removal), ood_* the OOD field marched alone, blend `[N,M,K,1]` the b of every
     sorted sample, blend_max `[N,M,1]` its maximum along the ray."""
     features: torch.Tensor
     depth: torch.Tensor
     opacity: torch.Tensor
+    ind_features: Optional[torch.Tensor] = None
     ood_features: Optional[torch.Tensor] = None
     ood_depth: Optional[torch.Tensor] = None
     ood_opacity: Optional[torch.Tensor] = None
@@ -87,10 +89,12 @@ class RayOutputs:
 @dataclass
 class RenderOutputs:
     """Images: image `[N,C,R,R]` in [-1,1], depth and opacity `[N,1,R,R]`; with an OOD field also
-    ood_image/ood_depth/ood_opacity (OOD alone), blend `[N,R*R,K,1]` and blend_max `[N,1,R,R]`."""
+    ind_image (InD alone: the OOD removal), ood_image/ood_depth/ood_opacity (OOD alone), blend
+    `[N,R*R,K,1]` and blend_max `[N,1,R,R]`."""
     image: torch.Tensor
     depth: torch.Tensor
     opacity: torch.Tensor
+    ind_image: Optional[torch.Tensor] = None
     ood_image: Optional[torch.Tensor] = None
     ood_depth: Optional[torch.Tensor] = None
     ood_opacity: Optional[torch.Tensor] = None
@@ -146,8 +150,9 @@ def render_rays(field, origins, directions, settings=None, ood=None, generator=N
         return RayOutputs(2 * result.features - 1, result.depth, result.opacity)
     ood_density, ood_features, blend = _query_along(ood, origins, directions, depths, settings.box_warp)
     result = composite_march(depths, density, features, ood_density, ood_features, blend)
-    ood_only = march(depths, ood_density, ood_features)
+    ind_only, ood_only = march(depths, density, features), march(depths, ood_density, ood_features)
     return RayOutputs(2 * result.features - 1, result.depth, result.opacity,
+                      ind_features=2 * ind_only.features - 1,
                       ood_features=2 * ood_only.features - 1, ood_depth=ood_only.depth,
                       ood_opacity=ood_only.opacity, blend=blend, blend_max=blend.amax(dim=2))
 
@@ -192,7 +197,8 @@ def render(field, cam2world, intrinsics, resolution, settings=None, ood=None, ge
               (("image", "features"), ("depth", "depth"), ("opacity", "opacity"))}
     if ood is None:
         return RenderOutputs(**images)
-    return RenderOutputs(**images, ood_image=_ray_images(chunks, "ood_features", n, r),
+    return RenderOutputs(**images, ind_image=_ray_images(chunks, "ind_features", n, r),
+                         ood_image=_ray_images(chunks, "ood_features", n, r),
                          ood_depth=_ray_images(chunks, "ood_depth", n, r),
                          ood_opacity=_ray_images(chunks, "ood_opacity", n, r),
                          blend=torch.cat([chunk.blend for chunk in chunks], dim=1),
