@@ -44,3 +44,23 @@ def validate_planes(planes, name="planes"):
     if not bool(torch.isfinite(planes).all()):
         raise ValueError(f"{name} contain NaN/Inf values; the tri-plane source (fit, latent or file) is "
                          f"broken — regenerate or reload it.")
+
+
+def describe_shape(value):
+    """The shape of a tensor, else the type name: for error messages about wrong inputs."""
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+
+
+def validate_cameras(cam2world, intrinsics):
+    """Raise ValueError unless cam2world `[N,4,4]` and intrinsics `[N,3,3]` are finite tensors of one batch."""
+    if not isinstance(cam2world, torch.Tensor) or cam2world.dim() != 3 or cam2world.shape[1:] != (4, 4):
+        raise ValueError(f"cam2world must be a tensor [N,4,4] (OpenCV camera-to-world matrices), got "
+                         f"{describe_shape(cam2world)}.")
+    if not isinstance(intrinsics, torch.Tensor) or intrinsics.dim() != 3 or intrinsics.shape[1:] != (3, 3):
+        raise ValueError(f"intrinsics must be a tensor [N,3,3] (normalised: principal point 0.5), got "
+                         f"{describe_shape(intrinsics)}.")
+    if cam2world.shape[0] != intrinsics.shape[0]:
+        raise ValueError(f"cam2world has {cam2world.shape[0]} cameras but intrinsics {intrinsics.shape[0]}; "
+                         f"give one intrinsics matrix per camera.")
+    if not (bool(torch.isfinite(cam2world).all()) and bool(torch.isfinite(intrinsics).all())):
+        raise ValueError("cam2world and intrinsics must be finite (found NaN/Inf in a camera).")

@@ -9,6 +9,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .checks import validate_cameras
+
 # EG3D's FOV -> focal conversion uses 1.414 (a rounded sqrt 2), not 1; kept for compatibility.
 _EG3D_FOCAL_SCALE = 1.414
 _DEGENERATE_LENGTH = 1e-8
@@ -93,16 +95,6 @@ def orbit_cam2world(yaw, pitch, radius, target=(0.0, 0.0, 0.0)):
     return look_at(origins, target)
 
 
-def _validate_cameras(cam2world, intrinsics):
-    if not isinstance(cam2world, torch.Tensor) or cam2world.dim() != 3 or cam2world.shape[1:] != (4, 4):
-        raise ValueError("cam2world must be a tensor [N,4,4] (OpenCV camera-to-world matrices).")
-    if not isinstance(intrinsics, torch.Tensor) or intrinsics.dim() != 3 or intrinsics.shape[1:] != (3, 3):
-        raise ValueError("intrinsics must be a tensor [N,3,3] (normalised: principal point 0.5).")
-    if cam2world.shape[0] != intrinsics.shape[0]:
-        raise ValueError(f"cam2world batch ({cam2world.shape[0]}) and intrinsics batch "
-                         f"({intrinsics.shape[0]}) must be equal.")
-
-
 def pixel_rays(cam2world, intrinsics, resolution):
     """World rays through the pixel centres of an R x R image.
 
@@ -110,7 +102,7 @@ def pixel_rays(cam2world, intrinsics, resolution):
     (u, v) = ((j+0.5)/R, (i+0.5)/R) and ray index i*R + j.
     Returns origins `[N,R*R,3]` and unit directions `[N,R*R,3]`, in the dtype of cam2world.
     """
-    _validate_cameras(cam2world, intrinsics)
+    validate_cameras(cam2world, intrinsics)
     if int(resolution) != resolution or resolution < 1:
         raise ValueError(f"resolution must be a positive integer (pixels per side), got {resolution!r}.")
     n, r = cam2world.shape[0], int(resolution)

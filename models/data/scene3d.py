@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...kernels.checks import validate_cameras
 from ...kernels.rays import fov_to_focal, normalized_intrinsics, orbit_cam2world, pixel_rays
 
 EG3D_FOV_DEGREES = 18.837
@@ -235,15 +236,7 @@ def _occluder_centres(occluder, count):
 
 
 def _check_cameras(cam2world, intrinsics):
-    if not isinstance(cam2world, torch.Tensor) or cam2world.dim() != 3 or cam2world.shape[1:] != (4, 4):
-        raise ValueError(f"cam2world must be a tensor [N,4,4], got {_shape(cam2world)}.")
-    if not isinstance(intrinsics, torch.Tensor) or intrinsics.dim() != 3 or intrinsics.shape[1:] != (3, 3):
-        raise ValueError(f"intrinsics must be a tensor [N,3,3], got {_shape(intrinsics)}.")
-    if cam2world.shape[0] != intrinsics.shape[0]:
-        raise ValueError(f"cam2world has {cam2world.shape[0]} cameras but intrinsics {intrinsics.shape[0]}; "
-                         f"give one intrinsics matrix per camera.")
-    if not (torch.isfinite(cam2world).all() and torch.isfinite(intrinsics).all()):
-        raise ValueError("cam2world and intrinsics must be finite (no NaN or inf).")
+    validate_cameras(cam2world, intrinsics)
     return cam2world.float(), intrinsics.float()
 
 
@@ -257,7 +250,3 @@ def _check_count(count):
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"the camera/frame count must be a positive integer, got {count!r}.")
     return count
-
-
-def _shape(value):
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__

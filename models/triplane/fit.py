@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from ...kernels.checks import describe_shape, validate_cameras
 from ...kernels.rays import pixel_rays
 from ..edit.losses import perceptual_distance
 from .decoders import OODDecoder, OSGDecoder
@@ -252,7 +253,7 @@ def render_composite(fit, cam2world, intrinsics, resolution, frames=None, settin
     if not isinstance(fit, OODFit):
         raise ValueError(f"fit must be the OODFit returned by fit_ood, got {type(fit).__name__}.")
     if not isinstance(cam2world, torch.Tensor) or cam2world.dim() != 3:
-        raise ValueError(f"cam2world must be a tensor [N,4,4], got {_shape(cam2world)}.")
+        raise ValueError(f"cam2world must be a tensor [N,4,4], got {describe_shape(cam2world)}.")
     codes = fit.ood.codes[_code_indices(frames, cam2world.shape[0], fit.ood.codes.shape[0])]
     ood = OODField(fit.ood.planes, fit.ood.decoder, codes)
     out = render(fit.ind, cam2world, intrinsics, resolution, settings, ood=ood, progress=progress)
@@ -335,20 +336,15 @@ def _posed_rays(images, cam2world, intrinsics, masks=None):
 
 def _check_frames(images, cam2world, intrinsics):
     if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"frames must be a tensor [N,3,R,R] (RGB in [0,1]), got {_shape(images)}.")
+        raise ValueError(f"frames must be a tensor [N,3,R,R] (RGB in [0,1]), got {describe_shape(images)}.")
     if images.shape[2] != images.shape[3]:
         raise ValueError(f"frames must be square (R x R), got {images.shape[2]}x{images.shape[3]}; crop or "
                          f"resize them first.")
     if not images.is_floating_point() or not bool(torch.isfinite(images).all()):
         raise ValueError("frames must be finite floating-point values in [0,1] (found NaN/Inf or integers).")
-    for name, value, size in (("cam2world", cam2world, 4), ("intrinsics", intrinsics, 3)):
-        if not isinstance(value, torch.Tensor) or value.dim() != 3 or value.shape[1:] != (size, size):
-            raise ValueError(f"{name} must be a tensor [N,{size},{size}], got {_shape(value)}.")
-        if value.shape[0] != images.shape[0]:
-            raise ValueError(f"{images.shape[0]} frames but {value.shape[0]} {name} matrices; give one camera "
-                             f"per frame.")
-        if not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} contains NaN/Inf; every camera must be finite.")
+    validate_cameras(cam2world, intrinsics)
+    if cam2world.shape[0] != images.shape[0]:
+        raise ValueError(f"{images.shape[0]} frames but {cam2world.shape[0]} cameras; give one camera per frame.")
 
 
 def _check_masks(masks, count, resolution):
@@ -356,7 +352,7 @@ def _check_masks(masks, count, resolution):
         masks = masks[:, None]
     if not isinstance(masks, torch.Tensor) or masks.shape != (count, 1, resolution, resolution):
         raise ValueError(f"masks must be a tensor [{count},1,{resolution},{resolution}] (1 on OOD pixels), "
-                         f"got {_shape(masks)}.")
+                         f"got {describe_shape(masks)}.")
     if not bool(torch.isfinite(masks).all()):
         raise ValueError("masks contain NaN/Inf; they must be values in [0,1].")
     return masks
@@ -404,7 +400,3 @@ def _trainable_copy(field):
 
 def _frozen(field):
     return TriplaneField(field.planes.detach(), field.decoder.requires_grad_(False))
-
-
-def _shape(value):
-    return tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
