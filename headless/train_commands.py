@@ -20,8 +20,9 @@ def _train_vsr_arguments(parser):
                                                         "other random clips)")
     data.add_argument("--max-side", type=int, default=0,
                       help="downscale videos/sequences whose longer side exceeds this (default 0 = native)")
-    data.add_argument("--degradation", choices=["BI", "BD"], default=defaults.degradation,
-                      help="BI: antialiased bicubic; BD: Gaussian blur sigma 1.6 then subsampling (default BI)")
+    data.add_argument("--degradation", choices=["BI", "BD", "RealBI"], default=defaults.degradation,
+                      help="BI: antialiased bicubic; BD: Gaussian blur sigma 1.6 then subsampling; RealBI: BI, "
+                           "and on half of the clips random blur, noise and block-DCT compression (default BI)")
     data.add_argument("--scale", type=int, choices=[2, 4, 8], default=defaults.scale, help="default 4")
     data.add_argument("--frames", type=int, default=defaults.num_frames, help="frames per training clip (default 7)")
     data.add_argument("--crop", type=int, default=defaults.crop, help="LR crop side in pixels (default 48)")
@@ -61,6 +62,7 @@ def _train_vsr_arguments(parser):
     reports.add_argument("--val-size", type=int, default=defaults.val_size, help="HR side of validation clips")
     network = parser.add_argument_group("network (the ablation switches)")
     network.add_argument("--channels", type=int, default=16, help="LR feature width (default 16)")
+    network.add_argument("--blocks", type=int, default=1, help="residual blocks per propagation branch (default 1)")
     for switch, name in (("propagation", "flow-guided propagation"), ("temporal", "temporal conv/attention"),
                          ("blurpool", "anti-aliased downsampling"), ("hf-shuttle", "high-frequency shuttle"),
                          ("spatial-attention", "spatial self-attention")):
@@ -70,7 +72,7 @@ def _train_vsr_arguments(parser):
 
 def _train_vsr_config(args):
     from ..models.vsr.loop import TrainConfig
-    net = {"channels": args.channels, "use_noise": args.noise}
+    net = {"channels": args.channels, "num_blocks": args.blocks, "use_noise": args.noise}
     for switch in ("propagation", "temporal", "blurpool", "hf_shuttle", "spatial_attention"):
         net[f"use_{switch}"] = not getattr(args, f"no_{switch}")
     return TrainConfig(

@@ -9,7 +9,7 @@ from torch import nn
 
 from tame.headless import cli
 from tame.kernels.metrics import warping_error
-from tame.models.data.degradations import degrade, lr_flow
+from tame.models.data.degradations import block_dct_compress, degrade, lr_flow
 from tame.models.data.scenes import render_clip
 from tame.models.data.vsr_sources import (
     ClipPool,
@@ -82,6 +82,32 @@ def test_bd_of_a_ramp_samples_every_fourth_pixel():
     lr = degrade(ramp(64, 96), 4, "BD")
     expected = 0.1 + 4 * (ramp(16, 24) - 0.1)
     assert torch.allclose(lr[..., 2:-2, 2:-2], expected[..., 2:-2, 2:-2], atol=1e-5)
+
+
+@pytest.mark.parametrize("quality", [40, 75, 95])
+def test_block_dct_compression_matches_jpeg(quality):
+    """The JPEG quantisation without entropy coding loses what OpenCV's JPEG codec loses on a real photo."""
+    cv2 = pytest.importorskip("cv2")
+    data = pytest.importorskip("skimage.data")
+    photo = torch.from_numpy(data.astronaut()[100:292, 150:342]).permute(2, 0, 1)[None].float() / 255
+    ours = block_dct_compress(photo, quality)
+    image = (photo[0].permute(1, 2, 0).numpy()[..., ::-1] * 255).round().astype("uint8")
+    _, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    theirs = torch.from_numpy(cv2.imdecode(encoded, 1)[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    error = lambda video: 10 * torch.log10(1 / ((video - photo) ** 2).mean())
+    assert abs(error(ours) - error(theirs)) < 0.3
+    assert 10 * torch.log10(1 / ((ours - theirs) ** 2).mean()) > 40  # the same losses, not just as many
+
+
+def test_real_degradation_is_seeded_and_keeps_brightness():
+    clip = hr_clip(frames=3)
+    draws = [degrade(clip.frames, 4, "RealBI", torch.Generator().manual_seed(seed)) for seed in (5, 5, 6)]
+    assert torch.equal(draws[0], draws[1]) and not torch.equal(draws[0], draws[2])
+    bicubic = degrade(clip.frames, 4, "BI")
+    for seed in range(6):  # half of the draws are plain BI; the others add zero-mean noise and blur
+        lr = degrade(clip.frames, 4, "RealBI", torch.Generator().manual_seed(seed))
+        assert lr.shape == bicubic.shape and 0 <= lr.min() and lr.max() <= 1
+        assert abs(lr.mean() - bicubic.mean()) < 0.01
 
 
 # ---------------------------------------------------------------- LR flow and augmentation
@@ -185,16 +211,18 @@ def run_cli(tmp_path, *extra, flow="fast"):
 
 
 def test_cli_trains_checkpoints_and_resumes(tmp_path, capsys):
-    assert run_cli(tmp_path, "--steps", "2") == 0
+    assert run_cli(tmp_path, "--steps", "2", "--blocks", "2", "--degradation", "RealBI") == 0
     state_path = tmp_path / "run" / STATE_FILE
     first = load_training_state(state_path)
     assert first["step"] == 2 and first["optimizer"]["state"]  # Adam moments are saved
     weights = tmp_path / "run" / "vsr_x4.safetensors"
     net = load_vsr_weights(load_state_dict(weights), read_safetensors_metadata(weights))
-    assert net.config["channels"] == 8 and read_safetensors_metadata(weights)["training_steps"] == "2"
+    assert net.config["channels"] == 8 and net.config["num_blocks"] == 2
+    assert read_safetensors_metadata(weights)["training_steps"] == "2"
+    assert read_safetensors_metadata(weights)["degradation"] == "RealBI"
     assert torch.equal(net.state_dict()["extract.0.weight"], first["net"]["extract.0.weight"])
 
-    assert run_cli(tmp_path, "--steps", "3", "--resume") == 0
+    assert run_cli(tmp_path, "--steps", "3", "--resume", "--blocks", "2", "--degradation", "RealBI") == 0
     second = load_training_state(state_path)
     assert second["step"] == 3
     assert int(second["optimizer"]["state"][0]["step"]) == 3  # Adam continued rather than restarted

@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "weights" / "tame_vsr_x4.safetensors"
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 TRAIN_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "retina", "camera", "brick", "grass", "gravel",
-                "moon", "motorcycle_left", "motorcycle_right")
+                "moon", "motorcycle_left", "motorcycle_right", "coins", "page", "text", "cell",
+                "china", "flower", "grace_hopper", "aero", "ascent")
 SCALE = 4
 ABLATION_ROWS = (
     ("per-frame base (no temporal modules, no propagation, stride-2 encoder, full skips)",
@@ -83,15 +84,31 @@ class ZeroFlow(torch.nn.Module):
 
 
 # ---------------------------------------------------------------- data
+def train_photo(name):
+    """One of TRAIN_PHOTOS as a uint8 array: scikit-image's samples, scikit-learn's two sample photos
+    (china, flower), matplotlib's grace_hopper and PyWavelets' aero and ascent (all shipped inside
+    those packages, the `bench` extra)."""
+    if name in ("motorcycle_left", "motorcycle_right"):
+        left, right, _ = data.stereo_motorcycle()
+        return left if name == "motorcycle_left" else right
+    if name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(f"{name}.jpg")
+    if name == "grace_hopper":
+        from matplotlib import cbook
+        return io.imread(cbook.get_sample_data("grace_hopper.jpg"))
+    if name in ("aero", "ascent"):
+        import pywt.data
+        return getattr(pywt.data, name)().clip(0, 255).astype("uint8")
+    return getattr(data, name)()
+
+
 def export_train_images(folder):
     """Write TRAIN_PHOTOS as PNGs into `folder` (grey photos stay grey; the loader makes them RGB)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    left, right, _ = data.stereo_motorcycle()
-    stereo = {"motorcycle_left": left, "motorcycle_right": right}
     for name in TRAIN_PHOTOS:
-        image = stereo[name] if name in stereo else getattr(data, name)()
-        io.imsave(folder / f"{name}.png", image, check_contrast=False)
+        io.imsave(folder / f"{name}.png", train_photo(name), check_contrast=False)
     return folder
 
 

@@ -253,7 +253,7 @@ class ClipPool:
         for _ in range(batch_size):
             clip = self.clips[int(torch.randint(0, len(self.clips), (), generator=generator))]
             clip = augment(random_crop(clip, scale * crop, scale * crop, generator), generator)
-            lr = degrade(clip.frames, scale, degradation)
+            lr = degrade(clip.frames, scale, degradation, generator)
             samples.append((clip.frames, lr, *lr_clip_flows(clip, lr, scale, degradation, estimator)))
             clips.append(clip)
         hr, lr, forward, backward = (torch.stack(parts) for parts in zip(*samples))

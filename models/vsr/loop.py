@@ -139,7 +139,7 @@ def make_validation_clips(source, config, estimator=None):
     for number in range(config.val_clips):
         generator = torch.Generator().manual_seed(VALIDATION_SEED + 7919 * config.seed + number)
         hr = center_crop(source.clip(generator, config.val_frames, config.val_size), config.val_size, config.scale)
-        lr = degrade(hr.frames, config.scale, config.degradation)
+        lr = degrade(hr.frames, config.scale, config.degradation, generator)
         forward, backward = lr_clip_flows(hr, lr, config.scale, config.degradation, estimator)
         clips.append(ValidationClip(hr.frames, lr, forward, backward, hr.flow_forward, hr.flow_backward))
     return clips
