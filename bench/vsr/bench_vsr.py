@@ -1,18 +1,23 @@
-"""Benchmark of the Tame VSR network (specs/vsr.md A-C): the shipped 4x weights against bicubic on
-held-out clips, the seed-style ablation at a small training budget, speed and peak memory at
-320x180 -> 1280x720, and peak memory of the streaming path against clip length.
+"""Benchmark of the Tame VSR network (specs/vsr.md A-C): the shipped 4x weights (default and small)
+against bicubic and against a single-image peer on held-out clips (BI and realistic degradations), the
+seed-style ablation at a small training budget, speed and peak memory at 320x180 -> 1280x720, and peak
+memory of the streaming path against clip length.
 
 Usage:
-    python bench/vsr/bench_vsr.py [--weights FILE] [--frames 12] [--size 256] [--ablation-steps 200]
-                                  [--skip-ablation] [--skip-speed] [--threads N]
+    python bench/vsr/bench_vsr.py [--weights FILE] [--small-weights FILE] [--peer FILE] [--frames 12]
+                                  [--size 256] [--skip-ablation] [--skip-speed] [--threads N]
+    python bench/vsr/bench_vsr.py --ablation-only --ablation-steps 800
     python bench/vsr/bench_vsr.py --export-train-images DIR   # the photos the shipped weights saw
 
-Prints Markdown tables and writes them to bench/vsr/RESULTS_vsr.md.
+Prints Markdown tables and writes them to bench/vsr/RESULTS_vsr.md (the ablation to RESULTS_ablation.md).
 
 Held-out clips: `render_clip` over the scikit-image photos HELD_OUT_PHOTOS (none of them is among the
 TRAIN_PHOTOS), camera pan + rotation + zoom at 4 HR px/frame and 2 occluding layers (the first textured
 with a crop of the photo, the second with a procedural texture), exact flow; LR = the BI protocol
-(models/vsr/data.degrade). Columns:
+(models/data/degradations.py), and BI with blur, noise and block-DCT compression (HELD_OUT_DEGRADATIONS).
+The single-image peer (`single_image_peer_x4.safetensors` next to this script) is TameVSRNet without
+propagation and temporal modules, at least as many parameters, trained by the same command, steps and
+data as the default weights (README recipe). Columns:
 - PSNR / SSIM: mean over frames against the HR truth;
 - E_warp (true flow): warping error of the output with the exact HR flow (its floor is the truth's own
   value: the metric's bilinear warp blurs detail);
@@ -39,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_wrapper import estimators, photo  # noqa: E402  (importing it makes `import tame` work)
 
 from tame.kernels.metrics import psnr, referenced_warping_error, ssim, warping_error  # noqa: E402
-from tame.models.data.degradations import degrade, lr_flow  # noqa: E402
+from tame.models.data.degradations import degrade, lr_flow, realistic_degrade  # noqa: E402
 from tame.models.data.scenes import render_clip  # noqa: E402
 from tame.models.data.textures import procedural_texture  # noqa: E402
 from tame.models.data.vsr_sources import FolderSource  # noqa: E402
@@ -56,11 +61,18 @@ from tame.nodes.vsr_nodes import TameUpscaleVideoFile  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "models" / "weights" / "tame_vsr_x4.safetensors"
+SHIPPED_SMALL = ROOT / "models" / "weights" / "tame_vsr_x4_small.safetensors"
+PEER = Path(__file__).with_name("single_image_peer_x4.safetensors")
+MAIN_LABEL = "Tame VSR"
+SMALL_LABEL = "Tame VSR small"
+PEER_ROW = "single-image peer, same recipe"
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 TRAIN_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "retina", "camera", "brick", "grass", "gravel",
                 "moon", "motorcycle_left", "motorcycle_right", "coins", "page", "text", "cell",
                 "china", "flower", "grace_hopper", "aero", "ascent")
 SCALE = 4
+# held-out LR: plain BI, and BI with the middle of RealBI's blur / noise / compression ranges
+HELD_OUT_DEGRADATIONS = {"BI": None, "realistic": {"blur_sigma": 0.6, "noise_sigma": 0.01, "quality": 70}}
 ABLATION_ROWS = (
     ("per-frame base (no temporal modules, no propagation, stride-2 encoder, full skips)",
      dict(use_temporal=False, use_propagation=False, use_blurpool=False, use_hf_shuttle=False)),
@@ -112,17 +124,21 @@ def export_train_images(folder):
     return folder
 
 
-def held_out_clip(name, seed, frames, size):
-    """(HR frames, LR frames, LR flows fw/bw, HR flows fw/bw) of one held-out photo."""
+def held_out_clip(name, seed, frames, size, degradation):
+    """(HR frames, LR frames, LR flows fw/bw, HR flows fw/bw) of one held-out photo; `degradation` is a
+    key of HELD_OUT_DEGRADATIONS."""
     clip = render_clip(frames, size, size, image=photo(name), motion=4.0, num_layers=2, seed=seed)
-    lr = degrade(clip.frames, SCALE, "BI")
+    settings = HELD_OUT_DEGRADATIONS[degradation]
+    lr = degrade(clip.frames, SCALE, "BI") if settings is None else \
+        realistic_degrade(clip.frames, SCALE, **settings, generator=torch.Generator().manual_seed(seed))
     return {"hr": clip.frames, "lr": lr, "lr_flows": (lr_flow(clip.flow_forward, SCALE, "BI"),
                                                       lr_flow(clip.flow_backward, SCALE, "BI")),
             "hr_flows": (clip.flow_forward, clip.flow_backward)}
 
 
-def held_out_clips(args):
-    return [held_out_clip(name, seed, args.frames, args.size) for seed, name in enumerate(HELD_OUT_PHOTOS)]
+def held_out_clips(args, degradation):
+    return [held_out_clip(name, seed, args.frames, args.size, degradation)
+            for seed, name in enumerate(HELD_OUT_PHOTOS)]
 
 
 # ---------------------------------------------------------------- metrics
@@ -163,13 +179,22 @@ def load_net(path):
     return load_vsr_weights(load_state_dict(path), read_safetensors_metadata(path))
 
 
-def bench_shipped(net, cases, flow_estimators):
+def parameter_count(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def bench_shipped(nets, peer, cases, flow_estimators):
+    """Rows: bicubic; each of `nets` ({label: TameVSRNet}, the first also with estimated flow); the
+    single-image `peer` (or None); the HR truth."""
     rows = {}
     for case in cases:
-        results = {"bicubic": bicubic_upscale(case["lr"], SCALE).clamp(0, 1),
-                   "Tame VSR, exact LR flow": super_resolve_clip(net, case["lr"], *case["lr_flows"])}
-        for name, estimator in flow_estimators.items():
-            results[f"Tame VSR, {name} flow on LR (upscale_video)"] = upscale_video(net, case["lr"], estimator)
+        results = {"bicubic": bicubic_upscale(case["lr"], SCALE).clamp(0, 1)}
+        for index, (label, net) in enumerate(nets.items()):
+            results[f"{label}, exact LR flow"] = super_resolve_clip(net, case["lr"], *case["lr_flows"])
+            for name, estimator in flow_estimators.items() if index == 0 else ():
+                results[f"{label}, {name} flow on LR (upscale_video)"] = upscale_video(net, case["lr"], estimator)
+        if peer is not None:
+            results[PEER_ROW] = super_resolve_clip(peer, case["lr"], *case["lr_flows"])  # it ignores the flow
         results["HR truth (metric floors)"] = case["hr"]
         for name, video in results.items():
             rows.setdefault(name, []).append(measure(video, case, flow_estimators))
@@ -289,12 +314,15 @@ def run_child(kind, weights, frames, threads):
 
 def bench_speed(args, flow_estimators):
     lines = []
-    result = run_child("speed", args.weights, args.speed_frames, args.threads)
-    lines.append(f"- 320x180 -> 1280x720, {args.speed_frames} frames, whole frames (tile 0), chunk 10, flow given "
-                 f"(zero): **{result['ms_per_frame']:.0f} ms/frame**, peak RSS during the run "
-                 f"{result['peak_rss_mb']:.0f} MB (RSS after loading and a 2-frame warm-up: "
-                 f"{result['rss_before_mb']:.0f} MB). CPU, {args.threads} thread(s), machine shared with other jobs "
-                 f"(the seed: 295 ms/frame on an A100 for the full VideoGigaGAN).")
+    for label, weights in ((MAIN_LABEL, args.weights), (SMALL_LABEL, args.small_weights)):
+        if not weights:
+            continue
+        result = run_child("speed", weights, args.speed_frames, args.threads)
+        lines.append(f"- {label}, 320x180 -> 1280x720, {args.speed_frames} frames, whole frames (tile 0), chunk "
+                     f"10, flow given (zero): **{result['ms_per_frame']:.0f} ms/frame**, peak RSS during the run "
+                     f"{result['peak_rss_mb']:.0f} MB (RSS after loading and a 2-frame warm-up: "
+                     f"{result['rss_before_mb']:.0f} MB). CPU, {args.threads} thread(s), machine shared with other "
+                     f"jobs (the seed: 295 ms/frame on an A100 for the full VideoGigaGAN).")
     lr = F.interpolate(photo("astronaut")[None], size=SPEED_SIZE, mode="area").expand(4, -1, -1, -1).contiguous()
     for name, estimator in flow_estimators.items():
         started = time.perf_counter()
@@ -323,34 +351,63 @@ def weights_note(path):
             f"degradation {metadata.get('degradation', '?')}).")
 
 
-def report(args, shipped_rows, ablation_rows, speed_lines, flow_estimators):
+def weights_line(label, path):
+    net = load_net(path)
+    return f"- {label}: {weights_note(path)[:-2]}, {parameter_count(net) / 1e3:.0f} k parameters)."
+
+
+def gain_line(rows, flow_estimators):
+    """Gains of the main model (exact LR flow) over bicubic and the peer, and RWE against bicubic's."""
+    rows = dict(rows)
+    model, bicubic = rows[f"{MAIN_LABEL}, exact LR flow"], rows["bicubic"]
+    parts = [f"{MAIN_LABEL} (exact LR flow): {model['psnr'] - bicubic['psnr']:+.2f} dB over bicubic"]
+    if PEER_ROW in rows:
+        parts.append(f"{model['psnr'] - rows[PEER_ROW]['psnr']:+.2f} dB over the single-image peer")
+    for name in flow_estimators:
+        parts.append(f"RWE ({name}) {model[f'rwe {name}']:.3f} vs bicubic {bicubic[f'rwe {name}']:.3f}")
+    return "; ".join(parts) + "."
+
+
+def report(args, sections, speed_lines, flow_estimators):
     columns = metric_columns(flow_estimators)
     estimator_note = (f"Estimated flow: {', '.join(flow_estimators)}." if flow_estimators else
                       "No flow estimator available: true-flow columns only.")
     lines = ["# Tame VSR benchmark (bench/vsr/bench_vsr.py)", "",
              f"Held-out clips: render_clip over the scikit-image photos {', '.join(HELD_OUT_PHOTOS)} (seeds 0-3; "
              f"none was used in training), {args.frames} frames of {args.size}x{args.size} HR, motion 4 px/frame "
-             f"with rotation, zoom and 2 occluding layers, exact flow; 4x BI degradation "
-             f"({args.size // SCALE}x{args.size // SCALE} LR). Means over the 4 clips. {estimator_note} "
-             f"CPU, {args.threads} thread(s); see the script docstring for every column.", ""]
-    if shipped_rows:
-        bicubic, model = dict(shipped_rows)["bicubic"], dict(shipped_rows)["Tame VSR, exact LR flow"]
-        lines += ["## Shipped 4x weights vs bicubic", "", weights_note(args.weights), ""]
-        lines += table(shipped_rows, columns)
-        lines += ["", f"PSNR gain over bicubic (exact LR flow): {model['psnr'] - bicubic['psnr']:+.2f} dB.", ""]
-    if ablation_rows:
-        lines += ["## Ablation (seed 000 Table 2.1 shape) at a small training budget", "",
-                  f"Every row is trained from scratch with the same recipe and the same budget: {args.ablation_steps} "
-                  f"steps of 2 clips x 5 frames with 48x48 LR crops, Adam lr 4e-4 with cosine decay, the seed's "
-                  f"Charbonnier loss only (no temporal term), the TRAIN_PHOTOS under synthetic motion (exact flow), "
-                  f"seed 0. That is a small fraction of the shipped weights' budget (see the README recipe), so the "
-                  f"rows sit far below the shipped row and differences of a few 0.01 dB are within run-to-run "
-                  f"noise. Evaluated on the held-out clips with exact LR flow; s/step includes data rendering.", ""]
-        lines += table(ablation_rows, columns, [("params", "params (k)", "{:.0f}"), ("s_per_step", "s/step", "{:.2f}")])
-        lines.append("")
+             f"with rotation, zoom and 2 occluding layers, exact flow; 4x degradation to {args.size // SCALE}x"
+             f"{args.size // SCALE} LR. Means over the 4 clips. {estimator_note} CPU, {args.threads} thread(s); see "
+             f"the script docstring for every column.", "", "Networks:",
+             weights_line(MAIN_LABEL, args.weights)]
+    if args.small_weights:
+        lines.append(weights_line(SMALL_LABEL, args.small_weights))
+    if args.peer:
+        lines.append(weights_line(PEER_ROW, args.peer) + " The same architecture without propagation and "
+                     "temporal modules, widened to at least the VSR network's parameter count, trained with the "
+                     "same recipe, steps and data; it upscales each frame alone.")
+    for degradation, rows in sections.items():
+        settings = HELD_OUT_DEGRADATIONS[degradation]
+        detail = "bicubic (antialiased)" if settings is None else \
+            ", ".join(f"{key} {value}" for key, value in settings.items()) + " (models/data/degradations.py)"
+        lines += ["", f"## Held-out clips, {degradation} degradation: {detail}", ""]
+        lines += table(rows, columns) + ["", gain_line(rows, flow_estimators)]
     if speed_lines:
-        lines += ["## Speed and memory", ""] + speed_lines + [""]
-    return "\n".join(lines)
+        lines += ["", "## Speed and memory", ""] + speed_lines
+    return "\n".join(lines) + "\n"
+
+
+def ablation_report(args, rows, flow_estimators):
+    lines = ["# Tame VSR ablation (bench/vsr/bench_vsr.py --ablation-steps N)", "",
+             f"Seed 000 Table 2.1 shape at a small training budget. Every row is trained from scratch with the "
+             f"same recipe and the same budget: {args.ablation_steps} steps of 2 clips x 5 frames with 48x48 LR "
+             f"crops, Adam lr 4e-4 with cosine decay, the seed's Charbonnier loss only (no temporal term), the "
+             f"TRAIN_PHOTOS under synthetic motion (exact flow), BI, seed 0, the small network (16 channels). That "
+             f"is a small fraction of the shipped weights' budget, so the rows sit far below the shipped row and "
+             f"differences of a few 0.01 dB are within run-to-run noise. Evaluated on the BI held-out clips with "
+             f"exact LR flow; s/step includes data rendering.", ""]
+    lines += table(rows, metric_columns(flow_estimators),
+                   [("params", "params (k)", "{:.0f}"), ("s_per_step", "s/step", "{:.2f}")])
+    return "\n".join(lines) + "\n"
 
 
 CHILDREN = {"speed": child_speed, "stream": child_stream, "stream-file": child_stream_file}
@@ -359,12 +416,15 @@ CHILDREN = {"speed": child_speed, "stream": child_stream, "stream-file": child_s
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(SHIPPED))
+    parser.add_argument("--small-weights", default=str(SHIPPED_SMALL), help="'' to leave the small model out")
+    parser.add_argument("--peer", default=str(PEER), help="single-image peer weights ('' to leave it out)")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--ablation-steps", type=int, default=500)
     parser.add_argument("--speed-frames", type=int, default=10)
     parser.add_argument("--stream-lengths", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--skip-ablation", action="store_true")
+    parser.add_argument("--ablation-only", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--export-train-images", metavar="DIR")
@@ -379,17 +439,25 @@ def main(argv=None):
         print(json.dumps(CHILDREN[args.child](args)))
         return
     flow_estimators = estimators("cpu")
-    cases = held_out_clips(args)
-    shipped_rows = bench_shipped(load_net(args.weights), cases, flow_estimators)
-    print("\n".join(table(shipped_rows, metric_columns(flow_estimators))), file=sys.stderr, flush=True)
-    ablation_rows = []
     if not args.skip_ablation:
+        cases = held_out_clips(args, "BI")
         with tempfile.TemporaryDirectory() as work:
-            ablation_rows = bench_ablation(args, cases, flow_estimators, Path(work))
+            text = ablation_report(args, bench_ablation(args, cases, flow_estimators, Path(work)), flow_estimators)
+        print(text)
+        Path(args.output).with_name("RESULTS_ablation.md").write_text(text)
+    if args.ablation_only:
+        return
+    nets = {MAIN_LABEL: load_net(args.weights)} | ({SMALL_LABEL: load_net(args.small_weights)}
+                                                    if args.small_weights else {})
+    peer = load_net(args.peer) if args.peer else None
+    sections = {}
+    for degradation in HELD_OUT_DEGRADATIONS:
+        sections[degradation] = bench_shipped(nets, peer, held_out_clips(args, degradation), flow_estimators)
+        print("\n".join(table(sections[degradation], metric_columns(flow_estimators))), file=sys.stderr, flush=True)
     speed_lines = [] if args.skip_speed else bench_speed(args, flow_estimators)
-    text = report(args, shipped_rows, ablation_rows, speed_lines, flow_estimators)
+    text = report(args, sections, speed_lines, flow_estimators)
     print(text)
-    Path(args.output).write_text(text + "\n")
+    Path(args.output).write_text(text)
 
 
 if __name__ == "__main__":

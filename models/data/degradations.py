@@ -81,13 +81,19 @@ def _real_degradation(frames, scale, generator):
     draws = torch.rand(4, generator=generator)
     if draws[0] < 0.5:
         return _bicubic_down(frames, scale)
-    sigma = REAL_BLUR_SIGMA * float(draws[1])
-    if sigma > 0.1:
-        frames = gaussian_blur(frames, sigma, max(1, round(3 * sigma)), padding="replicate")
-    lr = _bicubic_down(frames, scale)
-    noise = torch.randn(lr.shape, generator=generator) * (REAL_NOISE_SIGMA * float(draws[2]))
     quality = REAL_QUALITY[0] + (REAL_QUALITY[1] - REAL_QUALITY[0]) * float(draws[3])
-    return block_dct_compress((lr + noise.to(lr)).clamp(0.0, 1.0), quality)
+    return realistic_degrade(frames, scale, REAL_BLUR_SIGMA * float(draws[1]), REAL_NOISE_SIGMA * float(draws[2]),
+                             quality, generator)
+
+
+def realistic_degrade(frames, scale, blur_sigma, noise_sigma, quality, generator=None):
+    """Blur (Gaussian, `blur_sigma` HR px; below 0.1 none), BI downscaling, Gaussian noise (`noise_sigma`,
+    fresh per frame) and block-DCT compression at `quality`: `[N,3,H,W]` -> `[N,3,H/s,W/s]` in [0,1]."""
+    if blur_sigma > 0.1:
+        frames = gaussian_blur(frames, blur_sigma, max(1, round(3 * blur_sigma)), padding="replicate")
+    lr = _bicubic_down(frames, scale)
+    noise = torch.randn(lr.shape, generator=generator).to(lr) * noise_sigma
+    return block_dct_compress((lr + noise).clamp(0.0, 1.0), quality)
 
 
 # ---------------------------------------------------------------- compression

@@ -12,7 +12,10 @@ Search", 2016), written as a few large tensor operations per pyramid level:
    start). `propagations` times per level, every patch also tries the best translations of its
    neighbours on the patch grid (left and above, then right and below, alternating) and keeps the
    best: a parallel form of DIS's spatial propagation, which carries good matches into patches that
-   lost track (large displacements, low texture, illumination changes).
+   lost track (large displacements, low texture, illumination changes). On the levels coarser than
+   the finest, the search and refinement see images partly replaced by their local contrast
+   normalisation (`contrast_normalisation`), so exposure, gamma and shading changes between the
+   frames do not mislead the coarse matching.
 2. Densification: each pixel's flow is the average of the translations of the patches covering it,
    weighted by 1 / |photometric residual| of that pixel under each patch (`fold`), so a pixel takes the
    motion of the patches that actually explain it (sharp motion boundaries, occlusions down-weighted).
@@ -35,6 +38,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ...kernels.filters import gaussian_blur
 from ...kernels.warp import backward_warp, resize_flow
 
 # Luma weights (ITU-R BT.601) for RGB -> gray.
@@ -52,6 +56,11 @@ _DATA_NORMALISER_ZETA = 4e-4
 _SOR_OMEGA = 1.6
 # Added to the mean gradient magnitude that normalises the edge-aware smoothness (flat images).
 _EDGE_MEAN_FLOOR = 1e-4
+# Local contrast normalisation: the std of the normalised image (typical of natural images, so the
+# intensity constants above keep their meaning) and the std below which contrast is not stretched
+# further (sensor noise level).
+_NORMALISED_CONTRAST = 0.1
+_CONTRAST_FLOOR = 0.02
 # The pyramid's coarsest level has its longer side near this many pixels (more levels for bigger
 # inputs), but it is at least level 4 (1/16 scale) so motions of ~60 px at any size are reachable.
 _COARSEST_SIDE_PX = 64
@@ -79,13 +88,17 @@ class FlowSettings:
     gradient_constancy: weight of the gradient-constancy data term (illumination robustness).
     brightness_constancy: weight of the brightness-constancy data term.
     min_residual: residual (intensity in [0,1]) below which densification weights stop growing.
+    contrast_normalisation: on the levels coarser than the finest, how much of each image is replaced
+        by its locally contrast-normalised version (`local_contrast`, window `contrast_sigma` px of
+        the level): 0 = none, 1 = all. Makes the coarse matching robust to exposure, gamma and
+        shading changes; the finest level keeps the raw images, whose fine detail is less noisy.
     """
     finest_level: int = 1
     patch_size: int = 8
     patch_stride: int = 3
     finest_patch_stride: int = 4
     patch_iterations: int = 8
-    finest_patch_iterations: int = 3
+    finest_patch_iterations: int = 2
     propagations: int = 2
     refine_iterations: int = 3
     refine_sweeps: int = 3
@@ -96,6 +109,8 @@ class FlowSettings:
     gradient_constancy: float = 10.0
     brightness_constancy: float = 5.0
     min_residual: float = 3e-4
+    contrast_normalisation: float = 0.5
+    contrast_sigma: float = 4.0
 
 
 PRESETS = {
@@ -435,6 +450,15 @@ def variational_refinement(image1, image2, flow, iterations, sweeps, settings):
     return refined
 
 
+def local_contrast(image, sigma):
+    """Gray `[N,1,h,w]` -> `(I - mean) / (std + floor)` over a Gaussian window of `sigma` px, scaled to a
+    local std of `_NORMALISED_CONTRAST`: a local gain and offset (exposure, gamma, shading) cancel."""
+    mean = gaussian_blur(image, sigma, padding="replicate")
+    centred = image - mean
+    std = gaussian_blur(centred * centred, sigma, padding="replicate").sqrt()
+    return centred * (_NORMALISED_CONTRAST / (std + _CONTRAST_FLOOR))
+
+
 # ------------------------------------------------------------------------------ the estimator
 class BuiltinFlow(torch.nn.Module):
     """Weight-free optical flow (no parameters). `quality`: a preset name of PRESETS.
@@ -510,6 +534,9 @@ class BuiltinFlow(torch.nn.Module):
     def _level(self, image1, image2, flow, is_finest, grad_iterations):
         """Patch search + refinement on one level (no gradient) -> flow `[N,2,h,w]`."""
         s = self.settings
+        if s.contrast_normalisation > 0 and not is_finest:
+            image1, image2 = (torch.lerp(image, local_contrast(image, s.contrast_sigma), s.contrast_normalisation)
+                              for image in (image1, image2))
         stride = s.finest_patch_stride if is_finest else s.patch_stride
         iterations = s.finest_patch_iterations if is_finest else s.patch_iterations
         flow = patch_inverse_search(image1, image2, flow, s.patch_size, stride, iterations, s.min_residual,
