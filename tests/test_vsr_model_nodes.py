@@ -43,12 +43,15 @@ def frames(count=3):
 
 def test_load_lists_user_weights_and_names_a_missing_shipped_file(model_folder, monkeypatch):
     choices = nodes.TameLoadVSRModel.INPUT_TYPES()["required"]["model"][0]
-    assert choices == [nodes.SHIPPED, "tiny_x2.safetensors"]
+    assert choices == [nodes.SHIPPED, nodes.SHIPPED_SMALL, "tiny_x2.safetensors"]
     model = nodes.TameLoadVSRModel().load("tiny_x2.safetensors")[0]
     assert model.scale == 2 and model.name == "tiny_x2.safetensors"
-    monkeypatch.setattr(nodes, "SHIPPED_WEIGHTS", model_folder / "absent" / "tame_vsr_x4.safetensors")
-    with pytest.raises(FileNotFoundError, match="tame_vsr_x4.safetensors.*absent"):
-        nodes.TameLoadVSRModel().load(nodes.SHIPPED)
+    for choice, file in nodes.SHIPPED_FILES.items():
+        shipped = nodes.TameLoadVSRModel().load(choice)[0]
+        assert shipped.scale == 4 and shipped.name == file
+    monkeypatch.setattr(nodes, "WEIGHTS_FOLDER", model_folder / "absent")
+    with pytest.raises(FileNotFoundError, match="tame_vsr_x4_small.safetensors.*absent"):
+        nodes.TameLoadVSRModel().load(nodes.SHIPPED_SMALL)
 
 
 def test_video_upscale_node(model_folder):
