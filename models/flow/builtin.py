@@ -102,7 +102,7 @@ class FlowSettings:
     propagations: int = 2
     refine_iterations: int = 3
     refine_sweeps: int = 3
-    finest_refine_iterations: int = 4
+    finest_refine_iterations: int = 3
     finest_refine_sweeps: int = 3
     smoothness: float = 20.0
     edge_awareness: float = 0.3
