@@ -61,6 +61,9 @@ _EDGE_MEAN_FLOOR = 1e-4
 # further (sensor noise level).
 _NORMALISED_CONTRAST = 0.1
 _CONTRAST_FLOOR = 0.02
+# Levels whose shorter side is under this many window sigmas are not normalised: there the "local"
+# window spans the whole image and its border padding decides the result.
+_CONTRAST_MIN_WINDOWS = 6
 # The pyramid's coarsest level has its longer side near this many pixels (more levels for bigger
 # inputs), but it is at least level 4 (1/16 scale) so motions of ~60 px at any size are reachable.
 _COARSEST_SIDE_PX = 64
@@ -88,9 +91,9 @@ class FlowSettings:
     gradient_constancy: weight of the gradient-constancy data term (illumination robustness).
     brightness_constancy: weight of the brightness-constancy data term.
     min_residual: residual (intensity in [0,1]) below which densification weights stop growing.
-    contrast_normalisation: on the levels coarser than the finest, how much of each image is replaced
-        by its locally contrast-normalised version (`local_contrast`, window `contrast_sigma` px of
-        the level): 0 = none, 1 = all. Makes the coarse matching robust to exposure, gamma and
+    contrast_normalisation: on the levels coarser than the finest (and at least 6 windows high), how
+        much of each image is replaced by its locally contrast-normalised version (`local_contrast`,
+        window `contrast_sigma` px of the level): 0 = none, 1 = all. Makes the coarse matching robust to exposure, gamma and
         shading changes; the finest level keeps the raw images, whose fine detail is less noisy.
     """
     finest_level: int = 1
@@ -534,7 +537,8 @@ class BuiltinFlow(torch.nn.Module):
     def _level(self, image1, image2, flow, is_finest, grad_iterations):
         """Patch search + refinement on one level (no gradient) -> flow `[N,2,h,w]`."""
         s = self.settings
-        if s.contrast_normalisation > 0 and not is_finest:
+        if s.contrast_normalisation > 0 and not is_finest and \
+                min(image1.shape[-2:]) >= _CONTRAST_MIN_WINDOWS * s.contrast_sigma:
             image1, image2 = (torch.lerp(image, local_contrast(image, s.contrast_sigma), s.contrast_normalisation)
                               for image in (image1, image2))
         stride = s.finest_patch_stride if is_finest else s.patch_stride
