@@ -93,8 +93,9 @@ class FlowSettings:
     min_residual: residual (intensity in [0,1]) below which densification weights stop growing.
     contrast_normalisation: on the levels coarser than the finest (and at least 6 windows high), how
         much of each image is replaced by its locally contrast-normalised version (`local_contrast`,
-        window `contrast_sigma` px of the level): 0 = none, 1 = all. Makes the coarse matching robust to exposure, gamma and
-        shading changes; the finest level keeps the raw images, whose fine detail is less noisy.
+        window `contrast_sigma` px of the level): 0 = none, 1 = all. Makes the coarse matching robust
+        to exposure, gamma and shading changes; the finest level keeps the raw images, whose fine
+        detail is less noisy.
     """
     finest_level: int = 1
     patch_size: int = 8
