@@ -8,6 +8,7 @@ from .cli import EXIT_CANCELLED, EXIT_INVALID, EXIT_OK, ctrl_c_requests_cancel, 
 
 
 def _train_vsr_arguments(parser):
+    from ..models.data.degradations import DEGRADATIONS
     from ..models.vsr.loop import SCHEDULES, TrainConfig
     defaults = TrainConfig()
     parser.add_argument("output", help="folder for the training state, the weights (vsr_x{scale}.safetensors) "
@@ -20,7 +21,7 @@ def _train_vsr_arguments(parser):
                                                         "other random clips)")
     data.add_argument("--max-side", type=int, default=0,
                       help="downscale videos/sequences whose longer side exceeds this (default 0 = native)")
-    data.add_argument("--degradation", choices=["BI", "BD", "RealBI"], default=defaults.degradation,
+    data.add_argument("--degradation", choices=DEGRADATIONS, default=defaults.degradation,
                       help="BI: antialiased bicubic; BD: Gaussian blur sigma 1.6 then subsampling; RealBI: BI, "
                            "and on half of the clips random blur, noise and block-DCT compression (default BI)")
     data.add_argument("--scale", type=int, choices=[2, 4, 8], default=defaults.scale, help="default 4")

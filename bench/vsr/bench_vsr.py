@@ -179,10 +179,6 @@ def load_net(path):
     return load_vsr_weights(load_state_dict(path), read_safetensors_metadata(path))
 
 
-def parameter_count(net):
-    return sum(p.numel() for p in net.parameters())
-
-
 def bench_shipped(nets, peer, cases, flow_estimators):
     """Rows: bicubic; each of `nets` ({label: TameVSRNet}, the first also with estimated flow); the
     single-image `peer` (or None); the HR truth."""
@@ -344,16 +340,13 @@ def bench_speed(args, flow_estimators):
 
 
 # ---------------------------------------------------------------- report
-def weights_note(path):
+def weights_line(label, path, net):
+    """One Markdown bullet: the file, its size, training steps and degradation, and the net's parameters."""
     metadata = read_safetensors_metadata(path)
     size_mb = Path(path).stat().st_size / 2 ** 20
-    return (f"Weights: `{Path(path).name}` ({size_mb:.2f} MB, {metadata.get('training_steps', '?')} training steps, "
-            f"degradation {metadata.get('degradation', '?')}).")
-
-
-def weights_line(label, path):
-    net = load_net(path)
-    return f"- {label}: {weights_note(path)[:-2]}, {parameter_count(net) / 1e3:.0f} k parameters)."
+    parameters = sum(p.numel() for p in net.parameters())
+    return (f"- {label}: Weights: `{Path(path).name}` ({size_mb:.2f} MB, {metadata.get('training_steps', '?')} "
+            f"training steps, degradation {metadata.get('degradation', '?')}, {parameters / 1e3:.0f} k parameters).")
 
 
 def gain_line(rows, flow_estimators):
@@ -368,7 +361,8 @@ def gain_line(rows, flow_estimators):
     return "; ".join(parts) + "."
 
 
-def report(args, sections, speed_lines, flow_estimators):
+def report(args, networks, sections, speed_lines, flow_estimators):
+    """networks: {label: (weights path, loaded net)} of the benchmarked networks."""
     columns = metric_columns(flow_estimators)
     estimator_note = (f"Estimated flow: {', '.join(flow_estimators)}." if flow_estimators else
                       "No flow estimator available: true-flow columns only.")
@@ -377,14 +371,12 @@ def report(args, sections, speed_lines, flow_estimators):
              f"none was used in training), {args.frames} frames of {args.size}x{args.size} HR, motion 4 px/frame "
              f"with rotation, zoom and 2 occluding layers, exact flow; 4x degradation to {args.size // SCALE}x"
              f"{args.size // SCALE} LR. Means over the 4 clips. {estimator_note} CPU, {args.threads} thread(s); see "
-             f"the script docstring for every column.", "", "Networks:",
-             weights_line(MAIN_LABEL, args.weights)]
-    if args.small_weights:
-        lines.append(weights_line(SMALL_LABEL, args.small_weights))
-    if args.peer:
-        lines.append(weights_line(PEER_ROW, args.peer) + " The same architecture without propagation and "
-                     "temporal modules, widened to at least the VSR network's parameter count, trained with the "
-                     "same recipe, steps and data; it upscales each frame alone.")
+             f"the script docstring for every column.", "", "Networks:"]
+    lines += [weights_line(label, *network) for label, network in networks.items()]
+    if PEER_ROW in networks:
+        lines[-1] += (" The same architecture without propagation and temporal modules, widened to at least the "
+                      "VSR network's parameter count, trained with the same recipe, steps and data; it upscales "
+                      "each frame alone.")
     for degradation, rows in sections.items():
         settings = HELD_OUT_DEGRADATIONS[degradation]
         detail = "bicubic (antialiased)" if settings is None else \
@@ -447,15 +439,16 @@ def main(argv=None):
         Path(args.output).with_name("RESULTS_ablation.md").write_text(text)
     if args.ablation_only:
         return
-    nets = {MAIN_LABEL: load_net(args.weights)} | ({SMALL_LABEL: load_net(args.small_weights)}
-                                                    if args.small_weights else {})
-    peer = load_net(args.peer) if args.peer else None
+    paths = {MAIN_LABEL: args.weights, SMALL_LABEL: args.small_weights, PEER_ROW: args.peer}
+    networks = {label: (path, load_net(path)) for label, path in paths.items() if path}
+    nets = {label: networks[label][1] for label in (MAIN_LABEL, SMALL_LABEL) if label in networks}
+    peer = networks[PEER_ROW][1] if PEER_ROW in networks else None
     sections = {}
     for degradation in HELD_OUT_DEGRADATIONS:
         sections[degradation] = bench_shipped(nets, peer, held_out_clips(args, degradation), flow_estimators)
         print("\n".join(table(sections[degradation], metric_columns(flow_estimators))), file=sys.stderr, flush=True)
     speed_lines = [] if args.skip_speed else bench_speed(args, flow_estimators)
-    text = report(args, sections, speed_lines, flow_estimators)
+    text = report(args, networks, sections, speed_lines, flow_estimators)
     print(text)
     Path(args.output).write_text(text)
 
