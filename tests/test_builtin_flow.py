@@ -61,10 +61,19 @@ def test_moving_occluding_layers(motion, visible_bound, all_bound):
 
 
 def test_presets_order_by_accuracy():
-    clip = render_pair(128, 160, motion=6.0, seed=1)
+    clip = render_pair(192, 240, motion=6.0, seed=1)
     errors = {quality: _epe(BuiltinFlow(quality)(clip.frames[:1], clip.frames[1:]), clip.flow_forward)
               for quality in PRESETS}
     assert errors["high"] < errors["medium"] < errors["fast"] < 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_tiny_frames_are_estimated_at_full_resolution(seed):
+    # 64x80 (a 4x upscaler's LR frames): half resolution would leave 32 px; measured 0.13-0.24 px there
+    clip = render_pair(64, 80, motion=3.0, seed=seed)
+    visible = clip.occlusion_forward[:, 0] < 0.5
+    estimate = BuiltinFlow("medium")(clip.frames[:1], clip.frames[1:])
+    assert _epe(estimate, clip.flow_forward, visible) < 0.11
 
 
 def test_brightness_and_contrast_change():
@@ -97,7 +106,10 @@ def test_batch_equals_single_calls():
     model = BuiltinFlow("medium")
     batched = model(first, second)
     single = torch.cat([model(first[i:i + 1], second[i:i + 1]) for i in range(3)])
-    assert torch.allclose(batched, single, atol=1e-4)
+    # float32 summation order differs with the batch size and can flip a few patch choices: measured
+    # max 0.02 px, mean 1e-5 px; a batch element leaking into another would differ by pixels
+    difference = (batched - single).abs()
+    assert difference.mean() < 1e-4 and difference.max() < 0.1
 
 
 def test_gray_input_equals_rgb_luminance():

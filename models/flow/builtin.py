@@ -70,6 +70,9 @@ _COARSEST_SIDE_PX = 64
 _MIN_COARSEST_LEVEL = 3
 # Levels are only added while their shorter side keeps at least this many pixels.
 _MIN_LEVEL_SIDE_PX = 4
+# The finest level processed keeps at least this shorter side (6 patches): on tiny frames (e.g. the
+# LR input of a 4x upscaler) half resolution leaves too few patches, so such frames go finer.
+_MIN_FINEST_SIDE_PX = 48
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class FlowSettings:
     """Parameters of the built-in estimator (see the module docstring for the steps).
 
     finest_level: last pyramid level processed (0 = input resolution, 1 = half, 2 = quarter); the
-        flow is bilinearly upsampled from there. The main speed/accuracy knob.
+        flow is bilinearly upsampled from there. The main speed/accuracy knob. Small inputs go finer
+        so that the last level keeps a shorter side of at least 48 px.
     patch_size: side of the search patches in pixels of each level.
     patch_stride / finest_patch_stride: distance between patch origins on the coarser levels / on the
         finest level (smaller = more overlap, more accurate densification, slower).
@@ -369,7 +373,8 @@ def _edge_weights(image, strength):
     """Smoothness factors `[N,1,h,w]` of gray `[N,1,h,w]`: `exp(-strength * |grad I| / mean |grad I|)`,
     so flow may change more easily across image edges; relative to the image's mean gradient, hence
     unaffected by a global contrast change."""
-    magnitude = torch.cat(_gradients(image), 1).square().sum(1, keepdim=True).sqrt()
+    # the tiny offset keeps the gradient of sqrt finite in perfectly flat regions
+    magnitude = (torch.cat(_gradients(image), 1).square().sum(1, keepdim=True) + 1e-12).sqrt()
     mean = magnitude.mean((2, 3), keepdim=True) + _EDGE_MEAN_FLOOR
     return torch.exp(-strength * magnitude / mean)
 
@@ -516,6 +521,8 @@ class BuiltinFlow(torch.nn.Module):
         s = self.settings
         sizes = level_sizes(*size, s.finest_level)
         finest = min(s.finest_level, len(sizes) - 1)
+        while finest > 0 and min(sizes[finest]) < _MIN_FINEST_SIDE_PX:
+            finest -= 1
         coarsest = len(sizes) - 1 if init_flow is None else min(len(sizes) - 1, finest + 2)
         with torch.no_grad():
             gray1, gray2 = luminance(image1), luminance(image2)
