@@ -229,12 +229,28 @@ def test_real_stereo_pair_with_large_disparities():
 
 
 def test_contrast_normalisation_helps_under_a_real_exposure_change():
-    # Motorcycle at 370x250 with the right view re-exposed (gain, gamma, offset, light falloff).
-    # Measured EPE: 1.52 with the default contrast normalisation, 1.61 without (DIS-medium: 1.67).
+    # Motorcycle at 741x500 with the right view re-exposed (gain, gamma, offset, light falloff).
+    # Measured EPE: 2.60 with the default contrast normalisation, 2.71 without (DIS-medium: 2.90).
     pytest.importorskip("skimage.data")
     from tame.tests.support.real_pairs import change_illumination, stereo_motorcycle
-    left, right, truth, valid = stereo_motorcycle(0.5)
+    left, right, truth, valid = stereo_motorcycle()
     relit = change_illumination(right)[None]
     errors = [(BuiltinFlow("medium", contrast_normalisation=share)(left[None], relit)[0] - truth)
               .norm(dim=0)[valid].mean().item() for share in (0.5, 0.0)]
-    assert errors[0] < 1.58 and errors[0] < errors[1] - 0.05
+    assert errors[0] < 2.7 and errors[0] < errors[1] - 0.05
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_coarse_search_damping_under_noise_and_jpeg(seed):
+    # scikit-image's rocket (a large dark, weakly textured sky) under known motion, both frames with
+    # sensor noise and JPEG q60. Measured EPE: 1.00 / 0.90 (seeds 1 / 3) with the default damping,
+    # 1.71 / 1.50 without: undamped coarse patches follow the noise and the compression blocks.
+    skimage_data = pytest.importorskip("skimage.data")
+    pytest.importorskip("cv2")
+    from tame.tests.support.real_pairs import degrade
+    photo = torch.from_numpy(skimage_data.rocket()).permute(2, 0, 1).float() / 255
+    clip = render_pair(480, 854, motion=10.0, seed=seed, image=photo)
+    first, second = degrade(clip.frames[0], clip.frames[1], "noise+jpeg", seed=seed)
+    errors = [_epe(BuiltinFlow("medium", coarse_search_damping=damping)(first[None], second[None]),
+                   clip.flow_forward) for damping in (3e-4, 1e-6)]
+    assert errors[0] < 1.1 and errors[0] < errors[1] - 0.3

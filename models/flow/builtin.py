@@ -100,6 +100,10 @@ class FlowSettings:
         window `contrast_sigma` px of the level): 0 = none, 1 = all. Makes the coarse matching robust
         to exposure, gamma and shading changes; the finest level keeps the raw images, whose fine
         detail is less noisy.
+    coarse_search_damping: Levenberg-Marquardt damping of the patch search on the levels coarser than
+        the finest (per pixel, squared intensity, added to each patch's Hessian diagonal): weakly
+        textured patches stay near the coarser level's flow instead of following noise or compression
+        blocks that the contrast normalisation stretches; textured patches move as before.
     """
     finest_level: int = 1
     patch_size: int = 8
@@ -119,6 +123,7 @@ class FlowSettings:
     min_residual: float = 3e-4
     contrast_normalisation: float = 0.5
     contrast_sigma: float = 4.0
+    coarse_search_damping: float = 3e-4
 
 
 PRESETS = {
@@ -196,7 +201,7 @@ def _patch_layout(height, width, patch_size, stride, device):
 
 
 def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, min_residual,
-                         propagations=0):
+                         propagations=0, damping=_HESSIAN_REGULARISER):
     """One pyramid level of dense inverse search.
 
     image1, image2: `[N,1,h,w]` gray of this level; flow: `[N,2,h,w]` initial flow (pixels).
@@ -204,7 +209,8 @@ def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, m
     than a patch width from where it started); `propagations` times, spread evenly over the
     iterations, each patch also tries the best translations of two neighbours on the patch grid
     (left and above, then right and below, alternating) and keeps the best (a parallel form of
-    DIS's spatial propagation); the Lucas-Kanade iterations go on from there.
+    DIS's spatial propagation); the Lucas-Kanade iterations go on from there. `damping` (per pixel,
+    squared intensity) is added to the diagonal of every patch's Hessian (Levenberg-Marquardt).
     Returns the densified flow `[N,2,h,w]` in pixels of this level. Not differentiable (it writes
     into preallocated tensors): call it under `torch.no_grad()`.
     """
@@ -216,7 +222,7 @@ def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, m
                        patch_size, stride=stride).view(n, 3, patch_size * patch_size, -1)
     template = columns[:, 0] - columns[:, 0].mean(1, keepdim=True)            # [N,K,P]
     scale = image1.new_tensor([2.0 / (padded_w - 1), 2.0 / (padded_h - 1)])
-    gain = _inverse_compositional_gain(columns[:, 1], columns[:, 2], scale)    # [N,2,K,P]
+    gain = _inverse_compositional_gain(columns[:, 1], columns[:, 2], scale, damping)  # [N,2,K,P]
     target = F.pad(image2, pad, mode="replicate")
     start = (_patch_centre_values(F.pad(flow, pad, mode="replicate"), patch_size, stride)
              * scale.view(1, 2, 1)).transpose(1, 2).contiguous()              # [N,P,2] normalised
@@ -286,14 +292,15 @@ def _neighbour_translations(translation, grid, backward):
     return torch.cat([s.reshape(n, 2, rows * cols) for s in shifted], 2).transpose(1, 2)
 
 
-def _inverse_compositional_gain(grad_x, grad_y, scale):
+def _inverse_compositional_gain(grad_x, grad_y, scale, damping):
     """Per-patch Lucas-Kanade gain `[N,2,K,P]`: the update (normalised coordinates) of a patch is
-    `gain . warped - gain . template`, i.e. the inverse Hessian of the mean-normalised patch applied
-    to its centred template gradients `grad_x, grad_y` `[N,K,P]`."""
+    `gain . warped - gain . template`, i.e. the inverse of the mean-normalised patch's Hessian (plus
+    `damping` per pixel on its diagonal) applied to its centred template gradients `grad_x, grad_y`
+    `[N,K,P]`."""
     num_pixels = grad_x.shape[1]
     grad_x = grad_x - grad_x.mean(1, keepdim=True)
     grad_y = grad_y - grad_y.mean(1, keepdim=True)
-    regulariser = num_pixels * _HESSIAN_REGULARISER
+    regulariser = num_pixels * damping
     hxx = (grad_x * grad_x).sum(1, keepdim=True) + regulariser
     hxy = (grad_x * grad_y).sum(1, keepdim=True)
     hyy = (grad_y * grad_y).sum(1, keepdim=True) + regulariser
@@ -551,8 +558,9 @@ class BuiltinFlow(torch.nn.Module):
                               for image in (image1, image2))
         stride = s.finest_patch_stride if is_finest else s.patch_stride
         iterations = s.finest_patch_iterations if is_finest else s.patch_iterations
+        damping = _HESSIAN_REGULARISER if is_finest else s.coarse_search_damping
         flow = patch_inverse_search(image1, image2, flow, s.patch_size, stride, iterations, s.min_residual,
-                                    s.propagations)
+                                    s.propagations, damping)
         refine, sweeps = ((s.finest_refine_iterations - grad_iterations, s.finest_refine_sweeps) if is_finest
                           else (s.refine_iterations, s.refine_sweeps))
         return variational_refinement(image1, image2, flow, refine, sweeps, s)
