@@ -479,11 +479,12 @@ def local_contrast(image, sigma):
 class BuiltinFlow(torch.nn.Module):
     """Weight-free optical flow (no parameters). `quality`: a preset name of PRESETS.
 
-    - "fast": search and refine down to quarter resolution (on CPU faster than OpenCV DIS-medium,
+    - "fast": search and refine down to quarter resolution (on CPU about OpenCV DIS-medium's time,
       more accurate than DIS-fast; bench/flow/RESULTS.md has the numbers).
-    - "medium": down to half resolution (the default; more accurate than DIS-medium at 2-3x its
-      CPU time).
+    - "medium": down to half resolution (the default; more accurate than DIS-medium on real pairs
+      at 2.8-3.8x its CPU time).
     - "high": down to full resolution (about 4x medium's time, the most accurate).
+    Small inputs go finer (the last level keeps a shorter side of at least 48 px).
     `settings` (a FlowSettings) overrides the preset completely; keyword arguments override single
     fields of it, e.g. `BuiltinFlow("medium", finest_refine_iterations=6)`.
     """
