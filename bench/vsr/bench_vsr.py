@@ -57,11 +57,11 @@ from tame.models.io.weights import (
 from tame.models.vsr import VSRModel, load_vsr_weights, upscale_video, upscale_video_stream  # noqa: E402
 from tame.models.vsr.arch import bicubic_upscale  # noqa: E402
 from tame.models.vsr.loop import TrainConfig, super_resolve_clip, train  # noqa: E402
+from tame.nodes import vsr_nodes  # noqa: E402
 from tame.nodes.vsr_nodes import TameUpscaleVideoFile  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "models" / "weights" / "tame_vsr_x4.safetensors"
-SHIPPED_SMALL = ROOT / "models" / "weights" / "tame_vsr_x4_small.safetensors"
+SHIPPED = vsr_nodes.WEIGHTS_FOLDER / vsr_nodes.SHIPPED_FILES[vsr_nodes.SHIPPED]
+SHIPPED_SMALL = vsr_nodes.WEIGHTS_FOLDER / vsr_nodes.SHIPPED_FILES[vsr_nodes.SHIPPED_SMALL]
 PEER = Path(__file__).with_name("single_image_peer_x4.safetensors")
 MAIN_LABEL = "Tame VSR"
 SMALL_LABEL = "Tame VSR small"
