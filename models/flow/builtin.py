@@ -218,9 +218,9 @@ def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, m
     padded_h, padded_w, base = _patch_layout(height, width, patch_size, stride, image1.device)
     grid = ((padded_h - patch_size) // stride + 1, (padded_w - patch_size) // stride + 1)
     pad = (0, padded_w - width, 0, padded_h - height)
-    columns = F.unfold(F.pad(torch.cat((image1, *_gradients(image1)), 1), pad, mode="replicate"),
-                       patch_size, stride=stride).view(n, 3, patch_size * patch_size, -1)
-    template = columns[:, 0] - columns[:, 0].mean(1, keepdim=True)            # [N,K,P]
+    columns = _unfold_patches(F.pad(torch.cat((image1, *_gradients(image1)), 1), pad, mode="replicate"),
+                              patch_size, stride)                            # [N,3,K,P]
+    template = columns[:, 0]                                                  # [N,K,P]
     scale = image1.new_tensor([2.0 / (padded_w - 1), 2.0 / (padded_h - 1)])
     gain = _inverse_compositional_gain(columns[:, 1], columns[:, 2], scale, damping)  # [N,2,K,P]
     target = F.pad(image2, pad, mode="replicate")
@@ -230,33 +230,46 @@ def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, m
     pairs = (base.repeat(1, 2, 1), template.repeat(1, 1, 2))
 
     def evaluate(uv):
-        """Translations uv `[N,P,2]` or `[N,2*P,2]` (two candidates per patch) -> (centred
-        residuals `[N,K,P]` or `[N,K,2*P]`, cost `[N,P]` or `[N,2*P]`)."""
+        """Translations uv `[N,P,2]` or `[N,2*P,2]` (two candidates per patch) -> (differences
+        warped - template `[N,K,P]` or `[N,K,2*P]`, cost `[N,P]` or `[N,2*P]`: the SSD of the
+        mean-normalised patches)."""
         coords, reference = (base, template) if uv.shape[1] == base.shape[1] else pairs
-        warped = F.grid_sample(target, coords + uv[:, None], mode="bilinear", padding_mode="border",
-                               align_corners=True)[:, 0]
-        error = warped - warped.mean(1, keepdim=True) - reference
-        return error, error.square().sum(1)
+        difference = F.grid_sample(target, coords + uv[:, None], mode="bilinear", padding_mode="border",
+                                   align_corners=True)[:, 0].sub_(reference)
+        # the difference's mean is only the brightness change, so this difference of sums is exact
+        # enough in float32 (the centred form costs two more passes over [N,K,P])
+        return difference, (difference * difference).sum(1) - difference.sum(1).square() / num_pixels
 
-    error, cost = evaluate(start)
+    # a patch's gain sums to 0 over its pixels: the update needs no mean-normalised difference
+    num_pixels = patch_size * patch_size
+    difference, cost = evaluate(start)
     best = _PatchState(start, cost)
     translation = origin = start
     checkpoints = [round((i + 1) * iterations / (propagations + 1)) for i in range(propagations)]
     for iteration in range(1, iterations + 1):
-        translation = translation - (gain * error[:, None]).sum(2).transpose(1, 2)
-        error, cost = evaluate(translation)
+        translation = translation - (gain * difference[:, None]).sum(2).transpose(1, 2)
+        difference, cost = evaluate(translation)
         far = ((translation - origin).square() / reach).sum(-1) > 1
         best.keep_better(translation, cost.masked_fill_(far, float("inf")))
         if iteration in checkpoints:
             candidates = _neighbour_translations(best.translation, grid, checkpoints.index(iteration) % 2)
             best.keep_best_of(candidates, evaluate(candidates)[1])
             translation = origin = best.translation
-            error = evaluate(translation)[0]
+            difference = evaluate(translation)[0]
     if iterations not in checkpoints:
-        error = evaluate(best.translation)[0]
+        difference = evaluate(best.translation)[0]
+    error = difference - difference.mean(1, keepdim=True)
     translation = (best.translation / scale).transpose(1, 2)                    # [N,2,P] pixels
     return _densify(translation, error, (padded_h, padded_w), patch_size, stride,
                     min_residual)[..., :height, :width]
+
+
+def _unfold_patches(image, patch_size, stride):
+    """The `patch_size`² patches of `[N,C,H,W]` (tiled exactly with `stride`) -> `[N,C,K,P]` (K pixels
+    row-major, P patches row-major); `F.unfold` as one strided copy, which is faster on CPU."""
+    n, channels = image.shape[:2]
+    patches = image.unfold(2, patch_size, stride).unfold(3, patch_size, stride)  # [N,C,rows,cols,k,k]
+    return patches.permute(0, 1, 4, 5, 2, 3).reshape(n, channels, patch_size * patch_size, -1)
 
 
 @dataclass
@@ -294,9 +307,9 @@ def _neighbour_translations(translation, grid, backward):
 
 def _inverse_compositional_gain(grad_x, grad_y, scale, damping):
     """Per-patch Lucas-Kanade gain `[N,2,K,P]`: the update (normalised coordinates) of a patch is
-    `gain . warped - gain . template`, i.e. the inverse of the mean-normalised patch's Hessian (plus
+    `gain . (warped - template)`, i.e. the inverse of the mean-normalised patch's Hessian (plus
     `damping` per pixel on its diagonal) applied to its centred template gradients `grad_x, grad_y`
-    `[N,K,P]`."""
+    `[N,K,P]`. Each gain sums to 0 over the K pixels."""
     num_pixels = grad_x.shape[1]
     grad_x = grad_x - grad_x.mean(1, keepdim=True)
     grad_y = grad_y - grad_y.mean(1, keepdim=True)
@@ -335,45 +348,57 @@ def _densify(translation, error, padded_size, patch_size, stride, min_residual):
 # ------------------------------------------------------------------------------ variational refinement
 @dataclass
 class _LinearisedData:
-    """Data terms linearised around a flow (all `[N,*,h,w]`): residuals r and Jacobians of the
-    brightness and the two gradient constraints (`r + jac_x du + jac_y dv`), their normalisers, and
-    the per-pixel normal-equation pieces of the brightness term (`*_b`) and of the normalised
-    gradient terms (`*_g`): `jj = (Jx², JxJy, Jy²)`, `rj = (r Jx, r Jy)`."""
+    """Data terms linearised around a flow F0 (all `[N,*,h,w]`).
+
+    residual, jac_x, jac_y: the brightness and the two gradient constraints `r + jac_x du + jac_y dv`
+    (3 channels), each scaled by the square root of its normaliser, so the constraint's square is its
+    normalised squared error. jj_*, rhs_*: per-pixel normal equations of the brightness term (`_b`)
+    and of the sum of the gradient terms (`_g`), times their weights: `jj = (Jx², JxJy, Jy²)` and
+    `rhs = jj F0 - (r Jx, r Jy)`, so that with robust factors w_b, w_g the data part of the system in
+    the flow F is `(w_b jj_b + w_g jj_g) F = w_b rhs_b + w_g rhs_g`.
+    """
     residual: torch.Tensor
     jac_x: torch.Tensor
     jac_y: torch.Tensor
-    normaliser: torch.Tensor
     jj_b: torch.Tensor
-    rj_b: torch.Tensor
+    rhs_b: torch.Tensor
     jj_g: torch.Tensor
-    rj_g: torch.Tensor
+    rhs_g: torch.Tensor
 
 
-def _linearise(image1, image2, flow):
+def _linearise(image1, image2, flow, brightness_weight, gradient_weight):
     """Brightness and gradient constancy around `flow` `[N,2,h,w]` for gray `[N,1,h,w]` images."""
-    grad1 = torch.cat(_gradients(image1), 1)
-    warped, inside = backward_warp(torch.cat((image2, *_gradients(image2)), 1), flow, padding="border")
+    grad_x, grad_y = _gradients(torch.cat((image1, image2), 1))
+    grad1 = torch.cat((grad_x[:, 0:1], grad_y[:, 0:1]), 1)
+    warped, inside = backward_warp(torch.cat((image2, grad_x[:, 1:2], grad_y[:, 1:2]), 1), flow, padding="border")
     mean_grad = 0.5 * (grad1 + warped[:, 1:3])
-    gxx, gxy = _gradients(mean_grad[:, 0:1])
-    gyx, gyy = _gradients(mean_grad[:, 1:2])
+    second_x, second_y = _gradients(mean_grad)                     # (d/dx, d/dy) of (Ix, Iy)
     residual = torch.cat((warped[:, 0:1] - image1, warped[:, 1:3] - grad1), 1)
-    jac_x = torch.cat((mean_grad[:, 0:1], gxx, gyx), 1)
-    jac_y = torch.cat((mean_grad[:, 1:2], gxy, gyy), 1)
+    jac_x = torch.cat((mean_grad[:, 0:1], second_x), 1)
+    jac_y = torch.cat((mean_grad[:, 1:2], second_y), 1)
     normaliser = 1.0 / (jac_x * jac_x + jac_y * jac_y + _DATA_NORMALISER_ZETA ** 2)
-    jj = torch.stack((jac_x * jac_x, jac_x * jac_y, jac_y * jac_y), 1)            # [N,3,3,h,w]
-    rj = torch.stack((residual * jac_x, residual * jac_y), 1)                     # [N,2,3,h,w]
-    gradient_norm = normaliser[:, None, 1:3]
-    jj, rj = jj * inside[:, None], rj * inside[:, None]        # no data term where p + flow leaves the frame
-    return _LinearisedData(residual, jac_x, jac_y, normaliser, jj[:, :, 0], rj[:, :, 0],
-                           (jj[:, :, 1:3] * gradient_norm).sum(2), (rj[:, :, 1:3] * gradient_norm).sum(2))
+    # no data term where p + flow leaves the frame
+    term_weights = inside * normaliser * normaliser.new_tensor(
+        [brightness_weight, gradient_weight, gradient_weight]).view(1, 3, 1, 1)
+    pieces = torch.stack((jac_x * jac_x, jac_x * jac_y, jac_y * jac_y, residual * jac_x, residual * jac_y),
+                         1) * term_weights[:, None]                               # [N,5,3,h,w]
+    pieces = torch.cat((pieces[:, :, 0:1], pieces[:, :, 1:3].sum(2, keepdim=True)), 2)  # [N,5,2,h,w]
+    jj, rj = pieces[:, :3], pieces[:, 3:]
+    rhs = torch.stack((jj[:, 0] * flow[:, 0:1] + jj[:, 1] * flow[:, 1:2] - rj[:, 0],
+                       jj[:, 1] * flow[:, 0:1] + jj[:, 2] * flow[:, 1:2] - rj[:, 1]), 1)  # [N,2,2,h,w]
+    root = normaliser.sqrt()
+    return _LinearisedData(residual * root, jac_x * root, jac_y * root,
+                           jj[:, :, 0], rhs[:, :, 0], jj[:, :, 1], rhs[:, :, 1])
 
 
 @functools.lru_cache(maxsize=64)
 def _sor_masks(height, width, device, dtype):
-    """Over-relaxation factors `[h,w]` of the red and of the black pixels of a checkerboard."""
-    red = (torch.arange(height, device=device)[:, None] + torch.arange(width, device=device)) % 2 == 0
-    red = red.to(dtype)
-    return _SOR_OMEGA * red, _SOR_OMEGA * (1 - red)
+    """Over-relaxation factors `[h,w]` of the red and of the black pixels of a checkerboard
+    (ordinary tensors, usable with autograd, even when first made in inference mode)."""
+    with torch.inference_mode(False):
+        red = (torch.arange(height, device=device)[:, None] + torch.arange(width, device=device)) % 2 == 0
+        red = red.to(dtype)
+        return _SOR_OMEGA * red, _SOR_OMEGA * (1 - red)
 
 
 def _edge_weights(image, strength):
@@ -404,32 +429,31 @@ def _smoothness_weights(flow, smoothness):
     return left, right, up, down, left + right + up + down
 
 
-def _refinement_iteration(data, base_flow, flow, smoothness, sweeps, settings):
+def _refinement_iteration(data, base_flow, flow, smoothness, sweeps):
     """One robust re-weighting of the linearised energy, then `sweeps` red-black SOR sweeps.
     `smoothness`: per-pixel smoothness weight `[N,1,h,w]`.
 
-    Solves `(A + D) U = b + A base_flow + sum_neighbours(w U)` for U, where A, b are the re-weighted
-    data normal equations in the update `U - base_flow` and D the sum of smoothness weights.
+    Solves `(A + D) U = rhs + sum_neighbours(w U)` for U, where A, rhs are the re-weighted data
+    normal equations and D the sum of smoothness weights.
     """
     update = flow - base_flow
     error = torch.addcmul(torch.addcmul(data.residual, data.jac_x, update[:, 0:1]), data.jac_y, update[:, 1:2])
-    squared = error * error * data.normaliser
-    eps2 = _CHARBONNIER_EPS ** 2
-    brightness = settings.brightness_constancy * data.normaliser[:, 0:1] * torch.rsqrt(squared[:, 0:1] + eps2)
-    gradient = settings.gradient_constancy * torch.rsqrt(squared[:, 1:2] + squared[:, 2:3] + eps2)
+    squared = error * error
+    robust = torch.rsqrt(torch.cat((squared[:, 0:1], squared[:, 1:2] + squared[:, 2:3]), 1)
+                         + _CHARBONNIER_EPS ** 2)                                # brightness, gradient
+    brightness, gradient = robust[:, 0:1], robust[:, 1:2]
     a = torch.addcmul(brightness * data.jj_b, gradient, data.jj_g)               # a11, a12, a22
-    b = -torch.addcmul(brightness * data.rj_b, gradient, data.rj_g)
+    rhs = torch.addcmul(brightness * data.rhs_b, gradient, data.rhs_g)
     left, right, up, down, total = _smoothness_weights(flow, smoothness)
     a11, a12, a22 = a[:, 0:1], a[:, 1:2], a[:, 2:3]
-    rhs = b + torch.cat((a11 * base_flow[:, 0:1] + a12 * base_flow[:, 1:2],
-                         a12 * base_flow[:, 0:1] + a22 * base_flow[:, 1:2]), 1)
-    inverse_det = 1.0 / ((a11 + total) * (a22 + total) - a12 * a12)
-    inverse_diagonal = torch.cat((a22 + total, a11 + total), 1) * inverse_det     # of the 2x2 inverse
+    diagonal = torch.cat((a22, a11), 1) + total
+    inverse_det = 1.0 / (diagonal[:, 0:1] * diagonal[:, 1:2] - a12 * a12)
+    inverse_diagonal = diagonal * inverse_det                                    # of the 2x2 inverse
     inverse_off = -a12 * inverse_det
+    neighbour_weights = (left[..., 1:], right[..., :-1], up[..., 1:, :], down[..., :-1, :])
     for _ in range(sweeps):
         for relaxation in _sor_masks(*flow.shape[-2:], flow.device, flow.dtype):
-            flow = _sor_half_sweep(flow, rhs, (left, right, up, down), inverse_diagonal, inverse_off,
-                                   relaxation)
+            flow = _sor_half_sweep(flow, rhs, neighbour_weights, inverse_diagonal, inverse_off, relaxation)
     return flow
 
 
@@ -437,17 +461,17 @@ def _sor_half_sweep(flow, rhs, neighbour_weights, inverse_diagonal, inverse_off,
     """Over-relaxed Gauss-Seidel update of the pixels where `relaxation` `[h,w]` is non-zero.
 
     Every pixel solves its 2x2 system `M U = rhs + sum_neighbours(w U)` with the inverse of M given
-    as diagonal `[N,2,h,w]` and off-diagonal `[N,1,h,w]`; neighbour weights are zero across the border.
+    as diagonal `[N,2,h,w]` and off-diagonal `[N,1,h,w]`. `neighbour_weights`: the weights of the
+    left, right, upper and lower neighbours, `[N,1,h,w]` each without the image column or row that
+    has no such neighbour.
     """
     left, right, up, down = neighbour_weights
     total = rhs.clone()
-    total[..., 1:].addcmul_(left[..., 1:], flow[..., :-1])
-    total[..., :-1].addcmul_(right[..., :-1], flow[..., 1:])
-    total[..., 1:, :].addcmul_(up[..., 1:, :], flow[..., :-1, :])
-    total[..., :-1, :].addcmul_(down[..., :-1, :], flow[..., 1:, :])
-    solution = inverse_diagonal * total
-    solution[:, 0:1].addcmul_(inverse_off, total[:, 1:2])
-    solution[:, 1:2].addcmul_(inverse_off, total[:, 0:1])
+    total[..., 1:].addcmul_(left, flow[..., :-1])
+    total[..., :-1].addcmul_(right, flow[..., 1:])
+    total[..., 1:, :].addcmul_(up, flow[..., :-1, :])
+    total[..., :-1, :].addcmul_(down, flow[..., 1:, :])
+    solution = torch.addcmul(inverse_diagonal * total, inverse_off, total.flip(1))
     return torch.lerp(flow, solution, relaxation)
 
 
@@ -458,16 +482,16 @@ def variational_refinement(image1, image2, flow, iterations, sweeps, settings):
     """
     if iterations <= 0:
         return flow
-    data = _linearise(image1, image2, flow)
+    data = _linearise(image1, image2, flow, settings.brightness_constancy, settings.gradient_constancy)
     smoothness = settings.smoothness * _edge_weights(image1, settings.edge_awareness)
     refined = flow
     for _ in range(iterations):
-        refined = _refinement_iteration(data, flow, refined, smoothness, sweeps, settings)
+        refined = _refinement_iteration(data, flow, refined, smoothness, sweeps)
     return refined
 
 
 def local_contrast(image, sigma):
-    """Gray `[N,1,h,w]` -> `(I - mean) / (std + floor)` over a Gaussian window of `sigma` px, scaled to a
+    """Gray `[N,C,h,w]` -> `(I - mean) / (std + floor)` over a Gaussian window of `sigma` px, scaled to a
     local std of `_NORMALISED_CONTRAST`: a local gain and offset (exposure, gamma, shading) cancel."""
     mean = gaussian_blur(image, sigma, padding="replicate")
     centred = image - mean
@@ -532,7 +556,8 @@ class BuiltinFlow(torch.nn.Module):
         while finest > 0 and min(sizes[finest]) < _MIN_FINEST_SIDE_PX:
             finest -= 1
         coarsest = len(sizes) - 1 if init_flow is None else min(len(sizes) - 1, finest + 2)
-        with torch.no_grad():
+        # inference mode: the many small tensor operations of the coarse levels cost less there
+        with torch.inference_mode():
             gray1, gray2 = luminance(image1), luminance(image2)
             pyramid1, pyramid2 = [gray1], [gray2]
             for level_size in sizes[1:coarsest + 1]:
@@ -547,16 +572,18 @@ class BuiltinFlow(torch.nn.Module):
                     flow = resize_flow(flow, sizes[level])
                 flow = self._level(pyramid1[level], pyramid2[level], flow, level == finest, grad_iterations)
         if grad_iterations:
-            flow = self._differentiable_tail(image1, image2, sizes[:finest + 1], flow, grad_iterations)
-        return resize_flow(flow, size) if finest else flow
+            flow = self._differentiable_tail(image1, image2, sizes[:finest + 1], flow.clone(), grad_iterations)
+        # outside inference mode these make an ordinary tensor, which callers may use with autograd
+        return resize_flow(flow, size) if finest else flow.clone()
 
     def _level(self, image1, image2, flow, is_finest, grad_iterations):
         """Patch search + refinement on one level (no gradient) -> flow `[N,2,h,w]`."""
         s = self.settings
         if s.contrast_normalisation > 0 and not is_finest and \
                 min(image1.shape[-2:]) >= _CONTRAST_MIN_WINDOWS * s.contrast_sigma:
-            image1, image2 = (torch.lerp(image, local_contrast(image, s.contrast_sigma), s.contrast_normalisation)
-                              for image in (image1, image2))
+            both = torch.cat((image1, image2), 1)
+            both = torch.lerp(both, local_contrast(both, s.contrast_sigma), s.contrast_normalisation)
+            image1, image2 = both[:, :1], both[:, 1:]
         stride = s.finest_patch_stride if is_finest else s.patch_stride
         iterations = s.finest_patch_iterations if is_finest else s.patch_iterations
         damping = _HESSIAN_REGULARISER if is_finest else s.coarse_search_damping
