@@ -141,6 +141,19 @@ def test_no_graph_without_grad_iterations():
     assert not flow.requires_grad and flow.grad_fn is None
 
 
+@pytest.mark.parametrize("size", [(48, 64), (128, 160)])
+def test_flow_is_an_ordinary_tensor_outside_inference_mode(size):
+    """The levels run in inference mode; the result (at full resolution, or upsampled from half)
+    must still work with autograd and in-place operations."""
+    clip = render_pair(*size, motion=2.0, seed=3)
+    flow = BuiltinFlow("medium")(clip.frames[:1], clip.frames[1:])
+    assert not flow.is_inference()
+    image = clip.frames[1:].clone().requires_grad_(True)
+    (backward_warp(image, flow)[0] * flow.norm(dim=1, keepdim=True)).sum().backward()
+    assert torch.isfinite(image.grad).all() and image.grad.abs().sum() > 0
+    flow += 1.0
+
+
 def test_grad_iterations_reach_both_images_and_keep_the_estimate():
     clip = render_pair(64, 80, motion=3.0, seed=2)
     first = clip.frames[:1].clone().requires_grad_(True)
