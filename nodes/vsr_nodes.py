@@ -14,9 +14,11 @@ from .video_io import FORMAT_EXTENSIONS, _preview_entries
 
 CATEGORY = "Tame/upscale"
 SHIPPED = "shipped default (4x)"
+SHIPPED_CLEAN = "shipped clean input (4x)"
 SHIPPED_SMALL = "shipped small (4x, faster)"
 WEIGHTS_FOLDER = Path(__file__).resolve().parents[1] / "models" / "weights"
-SHIPPED_FILES = {SHIPPED: "tame_vsr_x4.safetensors", SHIPPED_SMALL: "tame_vsr_x4_small.safetensors"}
+SHIPPED_FILES = {SHIPPED: "tame_vsr_x4.safetensors", SHIPPED_CLEAN: "tame_vsr_x4_clean.safetensors",
+                 SHIPPED_SMALL: "tame_vsr_x4_small.safetensors"}
 SCALES = ["4", "2", "8"]
 
 
@@ -59,8 +61,10 @@ class TameLoadVSRModel:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (list(SHIPPED_FILES) + host.list_models("vsr"), {
-                "tooltip": "The shipped 4x weights (default, or small: faster, less detail), or your own "
-                           "from models/tame/vsr (their scale and settings are stored in the file)."}),
+                "tooltip": "The shipped 4x weights (default: trained for real footage with blur, noise and "
+                           "compression; clean input: sharper on clean, downscaled video such as renders, but "
+                           "amplifies noise and compression; small: faster, less detail), or your own from "
+                           "models/tame/vsr (their scale and settings are stored in the file)."}),
         }}
 
     def load(self, model):

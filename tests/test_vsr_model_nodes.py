@@ -43,7 +43,7 @@ def frames(count=3):
 
 def test_load_lists_user_weights_and_names_a_missing_shipped_file(model_folder, monkeypatch):
     choices = nodes.TameLoadVSRModel.INPUT_TYPES()["required"]["model"][0]
-    assert choices == [nodes.SHIPPED, nodes.SHIPPED_SMALL, "tiny_x2.safetensors"]
+    assert choices == [nodes.SHIPPED, nodes.SHIPPED_CLEAN, nodes.SHIPPED_SMALL, "tiny_x2.safetensors"]
     model = nodes.TameLoadVSRModel().load("tiny_x2.safetensors")[0]
     assert model.scale == 2 and model.name == "tiny_x2.safetensors"
     for choice, file in nodes.SHIPPED_FILES.items():

@@ -62,10 +62,16 @@ from tame.nodes.vsr_nodes import TameUpscaleVideoFile  # noqa: E402
 
 SHIPPED = vsr_nodes.WEIGHTS_FOLDER / vsr_nodes.SHIPPED_FILES[vsr_nodes.SHIPPED]
 SHIPPED_SMALL = vsr_nodes.WEIGHTS_FOLDER / vsr_nodes.SHIPPED_FILES[vsr_nodes.SHIPPED_SMALL]
+SHIPPED_CLEAN = vsr_nodes.WEIGHTS_FOLDER / vsr_nodes.SHIPPED_FILES[vsr_nodes.SHIPPED_CLEAN]
 PEER = Path(__file__).with_name("single_image_peer_x4.safetensors")
+CLEAN_PEER = Path(__file__).with_name("single_image_peer_x4_clean.safetensors")
 MAIN_LABEL = "Tame VSR"
+CLEAN_LABEL = "Tame VSR clean-input"
 SMALL_LABEL = "Tame VSR small"
 PEER_ROW = "single-image peer, same recipe"
+CLEAN_PEER_ROW = "single-image peer clean-input, same recipe"
+# each network and the peer trained with the same recipe as it
+PEERS = {MAIN_LABEL: PEER_ROW, CLEAN_LABEL: CLEAN_PEER_ROW}
 HELD_OUT_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
 TRAIN_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "retina", "camera", "brick", "grass", "gravel",
                 "moon", "motorcycle_left", "motorcycle_right", "coins", "page", "text", "cell",
@@ -179,9 +185,9 @@ def load_net(path):
     return load_vsr_weights(load_state_dict(path), read_safetensors_metadata(path))
 
 
-def bench_shipped(nets, peer, cases, flow_estimators):
+def bench_shipped(nets, peers, cases, flow_estimators):
     """Rows: bicubic; each of `nets` ({label: TameVSRNet}, the first also with estimated flow); the
-    single-image `peer` (or None); the HR truth."""
+    single-image `peers` ({row: TameVSRNet}); the HR truth."""
     rows = {}
     for case in cases:
         results = {"bicubic": bicubic_upscale(case["lr"], SCALE).clamp(0, 1)}
@@ -189,8 +195,8 @@ def bench_shipped(nets, peer, cases, flow_estimators):
             results[f"{label}, exact LR flow"] = super_resolve_clip(net, case["lr"], *case["lr_flows"])
             for name, estimator in flow_estimators.items() if index == 0 else ():
                 results[f"{label}, {name} flow on LR (upscale_video)"] = upscale_video(net, case["lr"], estimator)
-        if peer is not None:
-            results[PEER_ROW] = super_resolve_clip(peer, case["lr"], *case["lr_flows"])  # it ignores the flow
+        for row, peer in peers.items():
+            results[row] = super_resolve_clip(peer, case["lr"], *case["lr_flows"])  # it ignores the flow
         results["HR truth (metric floors)"] = case["hr"]
         for name, video in results.items():
             rows.setdefault(name, []).append(measure(video, case, flow_estimators))
@@ -349,13 +355,13 @@ def weights_line(label, path, net):
             f"training steps, degradation {metadata.get('degradation', '?')}, {parameters / 1e3:.0f} k parameters).")
 
 
-def gain_line(rows, flow_estimators):
-    """Gains of the main model (exact LR flow) over bicubic and the peer, and RWE against bicubic's."""
+def gain_line(rows, flow_estimators, label):
+    """Gains of network `label` (exact LR flow) over bicubic and its peer, and RWE against bicubic's."""
     rows = dict(rows)
-    model, bicubic = rows[f"{MAIN_LABEL}, exact LR flow"], rows["bicubic"]
-    parts = [f"{MAIN_LABEL} (exact LR flow): {model['psnr'] - bicubic['psnr']:+.2f} dB over bicubic"]
-    if PEER_ROW in rows:
-        parts.append(f"{model['psnr'] - rows[PEER_ROW]['psnr']:+.2f} dB over the single-image peer")
+    model, bicubic = rows[f"{label}, exact LR flow"], rows["bicubic"]
+    parts = [f"{label} (exact LR flow): {model['psnr'] - bicubic['psnr']:+.2f} dB over bicubic"]
+    if PEERS.get(label) in rows:
+        parts.append(f"{model['psnr'] - rows[PEERS[label]]['psnr']:+.2f} dB over its single-image peer")
     for name in flow_estimators:
         parts.append(f"RWE ({name}) {model[f'rwe {name}']:.3f} vs bicubic {bicubic[f'rwe {name}']:.3f}")
     return "; ".join(parts) + "."
@@ -373,16 +379,17 @@ def report(args, networks, sections, speed_lines, flow_estimators):
              f"{args.size // SCALE} LR. Means over the 4 clips. {estimator_note} CPU, {args.threads} thread(s); see "
              f"the script docstring for every column.", "", "Networks:"]
     lines += [weights_line(label, *network) for label, network in networks.items()]
-    if PEER_ROW in networks:
-        lines[-1] += (" The same architecture without propagation and temporal modules, widened to at least the "
-                      "VSR network's parameter count, trained with the same recipe, steps and data; it upscales "
-                      "each frame alone.")
+    if set(PEERS.values()) & set(networks):
+        lines.append("The single-image peers: the same architecture without propagation and temporal modules, "
+                     "widened to at least the VSR network's parameter count, each trained with the same recipe, "
+                     "steps and data as its VSR network; they upscale each frame alone.")
     for degradation, rows in sections.items():
         settings = HELD_OUT_DEGRADATIONS[degradation]
         detail = "bicubic (antialiased)" if settings is None else \
             ", ".join(f"{key} {value}" for key, value in settings.items()) + " (models/data/degradations.py)"
         lines += ["", f"## Held-out clips, {degradation} degradation: {detail}", ""]
-        lines += table(rows, columns) + ["", gain_line(rows, flow_estimators)]
+        lines += table(rows, columns) + [""]
+        lines += [gain_line(rows, flow_estimators, label) for label in PEERS if label in networks]
     if speed_lines:
         lines += ["", "## Speed and memory", ""] + speed_lines
     return "\n".join(lines) + "\n"
@@ -408,8 +415,10 @@ CHILDREN = {"speed": child_speed, "stream": child_stream, "stream-file": child_s
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", default=str(SHIPPED))
+    parser.add_argument("--clean-weights", default=str(SHIPPED_CLEAN), help="'' to leave the clean-input model out")
     parser.add_argument("--small-weights", default=str(SHIPPED_SMALL), help="'' to leave the small model out")
     parser.add_argument("--peer", default=str(PEER), help="single-image peer weights ('' to leave it out)")
+    parser.add_argument("--clean-peer", default=str(CLEAN_PEER), help="the clean-input model's single-image peer")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--ablation-steps", type=int, default=500)
@@ -439,13 +448,14 @@ def main(argv=None):
         Path(args.output).with_name("RESULTS_ablation.md").write_text(text)
     if args.ablation_only:
         return
-    paths = {MAIN_LABEL: args.weights, SMALL_LABEL: args.small_weights, PEER_ROW: args.peer}
+    paths = {MAIN_LABEL: args.weights, CLEAN_LABEL: args.clean_weights, SMALL_LABEL: args.small_weights,
+             PEER_ROW: args.peer, CLEAN_PEER_ROW: args.clean_peer}
     networks = {label: (path, load_net(path)) for label, path in paths.items() if path}
-    nets = {label: networks[label][1] for label in (MAIN_LABEL, SMALL_LABEL) if label in networks}
-    peer = networks[PEER_ROW][1] if PEER_ROW in networks else None
+    nets = {label: networks[label][1] for label in (MAIN_LABEL, CLEAN_LABEL, SMALL_LABEL) if label in networks}
+    peers = {row: networks[row][1] for row in PEERS.values() if row in networks}
     sections = {}
     for degradation in HELD_OUT_DEGRADATIONS:
-        sections[degradation] = bench_shipped(nets, peer, held_out_clips(args, degradation), flow_estimators)
+        sections[degradation] = bench_shipped(nets, peers, held_out_clips(args, degradation), flow_estimators)
         print("\n".join(table(sections[degradation], metric_columns(flow_estimators))), file=sys.stderr, flush=True)
     speed_lines = [] if args.skip_speed else bench_speed(args, flow_estimators)
     text = report(args, networks, sections, speed_lines, flow_estimators)
