@@ -1,11 +1,12 @@
-"""Benchmark of the Tame VSR network (specs/vsr.md A-C): the shipped 4x weights (default and small)
-against bicubic and against a single-image peer on held-out clips (BI and realistic degradations), the
+"""Benchmark of the Tame VSR network (specs/vsr.md A-C): the shipped 4x weights (default, clean-input and
+small) against bicubic and against single-image peers on held-out clips (BI and realistic degradations), the
 seed-style ablation at a small training budget, speed and peak memory at 320x180 -> 1280x720, and peak
 memory of the streaming path against clip length.
 
 Usage:
-    python bench/vsr/bench_vsr.py [--weights FILE] [--small-weights FILE] [--peer FILE] [--frames 12]
-                                  [--size 256] [--skip-ablation] [--skip-speed] [--threads N]
+    python bench/vsr/bench_vsr.py [--weights FILE] [--clean-weights FILE] [--small-weights FILE] [--peer FILE]
+                                  [--clean-peer FILE] [--frames 12] [--size 256] [--skip-ablation]
+                                  [--skip-speed] [--threads N]
     python bench/vsr/bench_vsr.py --ablation-only --ablation-steps 800
     python bench/vsr/bench_vsr.py --export-train-images DIR   # the photos the shipped weights saw
 
@@ -15,9 +16,9 @@ Held-out clips: `render_clip` over the scikit-image photos HELD_OUT_PHOTOS (none
 TRAIN_PHOTOS), camera pan + rotation + zoom at 4 HR px/frame and 2 occluding layers (the first textured
 with a crop of the photo, the second with a procedural texture), exact flow; LR = the BI protocol
 (models/data/degradations.py), and BI with blur, noise and block-DCT compression (HELD_OUT_DEGRADATIONS).
-The single-image peer (`single_image_peer_x4.safetensors` next to this script) is TameVSRNet without
-propagation and temporal modules, at least as many parameters, trained by the same command, steps and
-data as the default weights (README recipe). Columns:
+The single-image peers (`single_image_peer_x4.safetensors` and `single_image_peer_x4_clean.safetensors`
+next to this script) are TameVSRNet without propagation and temporal modules, at least as many parameters,
+trained by the same commands, steps and data as the default and the clean-input weights (README recipe). Columns:
 - PSNR / SSIM: mean over frames against the HR truth;
 - E_warp (true flow): warping error of the output with the exact HR flow (its floor is the truth's own
   value: the metric's bilinear warp blurs detail);
@@ -186,14 +187,14 @@ def load_net(path):
 
 
 def bench_shipped(nets, peers, cases, flow_estimators):
-    """Rows: bicubic; each of `nets` ({label: TameVSRNet}, the first also with estimated flow); the
+    """Rows: bicubic; each of `nets` ({label: TameVSRNet}, those with a peer also with estimated flow); the
     single-image `peers` ({row: TameVSRNet}); the HR truth."""
     rows = {}
     for case in cases:
         results = {"bicubic": bicubic_upscale(case["lr"], SCALE).clamp(0, 1)}
-        for index, (label, net) in enumerate(nets.items()):
+        for label, net in nets.items():
             results[f"{label}, exact LR flow"] = super_resolve_clip(net, case["lr"], *case["lr_flows"])
-            for name, estimator in flow_estimators.items() if index == 0 else ():
+            for name, estimator in flow_estimators.items() if label in PEERS else ():
                 results[f"{label}, {name} flow on LR (upscale_video)"] = upscale_video(net, case["lr"], estimator)
         for row, peer in peers.items():
             results[row] = super_resolve_clip(peer, case["lr"], *case["lr_flows"])  # it ignores the flow
