@@ -419,7 +419,8 @@ def main(argv=None):
     parser.add_argument("--clean-weights", default=str(SHIPPED_CLEAN), help="'' to leave the clean-input model out")
     parser.add_argument("--small-weights", default=str(SHIPPED_SMALL), help="'' to leave the small model out")
     parser.add_argument("--peer", default=str(PEER), help="single-image peer weights ('' to leave it out)")
-    parser.add_argument("--clean-peer", default=str(CLEAN_PEER), help="the clean-input model's single-image peer")
+    parser.add_argument("--clean-peer", default=str(CLEAN_PEER),
+                        help="the clean-input model's single-image peer ('' to leave it out)")
     parser.add_argument("--frames", type=int, default=12)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--ablation-steps", type=int, default=500)
