@@ -240,13 +240,13 @@ def patch_inverse_search(image1, image2, flow, patch_size, stride, iterations, m
         # enough in float32 (the centred form costs two more passes over [N,K,P])
         return difference, (difference * difference).sum(1) - difference.sum(1).square() / num_pixels
 
-    # a patch's gain sums to 0 over its pixels: the update needs no mean-normalised difference
     num_pixels = patch_size * patch_size
     difference, cost = evaluate(start)
     best = _PatchState(start, cost)
     translation = origin = start
     checkpoints = [round((i + 1) * iterations / (propagations + 1)) for i in range(propagations)]
     for iteration in range(1, iterations + 1):
+        # a patch's gain sums to 0 over its pixels: the update needs no mean-normalised difference
         translation = translation - (gain * difference[:, None]).sum(2).transpose(1, 2)
         difference, cost = evaluate(translation)
         far = ((translation - origin).square() / reach).sum(-1) > 1
@@ -571,10 +571,10 @@ class BuiltinFlow(torch.nn.Module):
                 if tuple(flow.shape[-2:]) != sizes[level]:
                     flow = resize_flow(flow, sizes[level])
                 flow = self._level(pyramid1[level], pyramid2[level], flow, level == finest, grad_iterations)
+        flow = flow.clone()  # outside inference mode: an ordinary tensor, usable with autograd and in place
         if grad_iterations:
-            flow = self._differentiable_tail(image1, image2, sizes[:finest + 1], flow.clone(), grad_iterations)
-        # outside inference mode these make an ordinary tensor, which callers may use with autograd
-        return resize_flow(flow, size) if finest else flow.clone()
+            flow = self._differentiable_tail(image1, image2, sizes[:finest + 1], flow, grad_iterations)
+        return resize_flow(flow, size) if finest else flow
 
     def _level(self, image1, image2, flow, is_finest, grad_iterations):
         """Patch search + refinement on one level (no gradient) -> flow `[N,2,h,w]`."""
