@@ -15,6 +15,7 @@ from tame.kernels.frequency import (
     merge_frequencies,
     split_frequencies,
 )
+from tame.kernels.filters import blur_matrix, gaussian_taps, separable_blur
 
 
 def checkerboard(h=16, w=16):
@@ -124,3 +125,25 @@ def test_bad_input_raises_clear_errors():
         lowpass(torch.rand(1, 3, 16, 16), taps=4)
     with pytest.raises(ValueError, match="same shape"):
         merge_frequencies(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+@pytest.mark.parametrize("length", [1, 5, 31])
+@pytest.mark.parametrize("padding", ["replicate", "reflect"])
+def test_blur_matrix_is_the_padded_correlation(length, padding):
+    taps = gaussian_taps(2.0, dtype=torch.float64)                      # 13 taps: wider than length 5
+    signal = np.random.default_rng(length).random(length)
+    mode = "reflect" if padding == "reflect" and (taps.numel() - 1) // 2 < length else "edge"
+    padded = np.pad(signal, (taps.numel() - 1) // 2, mode=mode)
+    expected = np.correlate(padded, taps.numpy(), mode="valid")
+    result = blur_matrix(length, taps, padding) @ torch.from_numpy(signal)
+    assert torch.allclose(result, torch.from_numpy(expected), atol=1e-12)
+
+
+def test_blur_matrices_on_both_axes_equal_the_separable_blur():
+    image = torch.rand(2, 3, 17, 40, generator=torch.Generator().manual_seed(0))
+    taps = gaussian_taps(3.0)
+    for padding in ("replicate", "reflect"):
+        blurred = blur_matrix(17, taps, padding) @ image @ blur_matrix(40, taps, padding).T
+        assert torch.allclose(blurred, separable_blur(image, taps, padding), atol=1e-6)
+    with pytest.raises(ValueError, match="padding"):
+        blur_matrix(8, taps, "valid")
