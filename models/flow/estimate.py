@@ -8,11 +8,15 @@ import torch
 from ...kernels.warp import resize_flow
 from .field import FlowSet
 
+# Frame pairs per estimator call: batching amortises the built-in estimator's per-operation cost on
+# small frames (bench/flow/RESULTS.md, real pairs, has the time per pair this way).
+PAIRS_PER_BATCH = 4
+
 
 class FlowEstimator:
     """The `TAME_FLOW_MODEL` payload: an estimator module, its name and the device it runs on."""
 
-    def __init__(self, module, name, device="cpu", pairs_per_batch=4, forward_kwargs=None):
+    def __init__(self, module, name, device="cpu", pairs_per_batch=PAIRS_PER_BATCH, forward_kwargs=None):
         self.module = module.to(device).eval()
         self.name = name
         self.device = torch.device(device)
