@@ -285,7 +285,8 @@ def real_section(quick, thread_counts, repeats):
                  + ", ".join(f"{np.mean(stats['DIS medium']['ms']):.0f} ms" for stats in group_stats.values())
                  + " per pair in this order):", "", speed, "",
                  f"The video nodes give the estimator {PAIRS_PER_BATCH} pairs per call "
-                 "(models/flow/estimate.py), which amortises its per-operation cost; time per pair that way:",
+                 "(models/flow/estimate.py); time per pair that way (the batch amortises the per-operation "
+                 "cost, its larger working set costs memory traffic):",
                  "", batched_speed_table(groups, repeats), ""]
         print("\n".join(lines), flush=True)
         section += lines
