@@ -519,7 +519,7 @@ class BuiltinFlow(torch.nn.Module):
     - "fast": search and refine down to quarter resolution (on CPU about OpenCV DIS-medium's time,
       more accurate than DIS-fast; bench/flow/RESULTS.md has the numbers).
     - "medium": down to half resolution (the default; more accurate than DIS-medium on real pairs
-      at 2.7-3.9x its CPU time).
+      at 1.7-2.9x its time on the bench's CPU; the ratio depends on the CPU).
     - "high": down to full resolution (about 4x medium's time, the most accurate).
     Small inputs go finer (the last level keeps a shorter side of at least 48 px).
     `settings` (a FlowSettings) overrides the preset completely; keyword arguments override single
