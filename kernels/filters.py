@@ -3,7 +3,9 @@
 Every blur in the pack (SSIM windows, the edit losses, the BD degradation, texture prefiltering,
 the binomial low-pass of BlurPool and the frequency split) is `separable_blur` with taps from
 `gaussian_taps` or `binomial_taps`: one depthwise convolution per axis over all planes at once
-(faster on CPU than per-image convolutions), differentiable.
+(faster on CPU than per-image convolutions), differentiable. Where one small size is blurred again
+and again (the flow estimator's local contrast), `blur_matrix` gives the same blur as cached
+matrices.
 """
 import math
 

@@ -42,6 +42,15 @@ def test_translation_subpixel_and_large(shift):
     assert _epe(torch.zeros_like(truth[inner]), truth[inner]) >= 0.5   # the bound says something
 
 
+def test_the_first_level_finds_a_large_shift():
+    """A 20 px shift is found by the Lucas-Kanade iterations of the first (coarsest) level; the
+    levels between it and the finest only refine it."""
+    image, moved, truth = _translated_pair((20.0, -12.0))
+    inner = (..., slice(24, -24), slice(24, -24))
+    assert _epe(BuiltinFlow("medium", patch_iterations=0)(image, moved)[inner], truth[inner]) < 0.1
+    assert _epe(BuiltinFlow("medium", first_patch_iterations=0)(image, moved)[inner], truth[inner]) > 5
+
+
 def test_rotation_and_zoom():
     clip = render_clip(2, 128, 160, motion=8.0, num_layers=0, rotation=True, zoom=True, seed=4)
     estimate = BuiltinFlow("medium")(clip.frames[:1], clip.frames[1:])

@@ -1,4 +1,5 @@
-"""Binomial filter, BlurPool downsampling and the LF/HF split against closed-form results."""
+"""Binomial filter, BlurPool downsampling and the LF/HF split against closed-form results; blur matrices
+against numpy's padded correlation."""
 import math
 
 import numpy as np
