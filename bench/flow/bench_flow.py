@@ -19,7 +19,8 @@ scikit-image ships (real photographs, real ground truth: flow = (-disparity, 0),
 at half size, as captured and with frame 2 under an illumination change (gain, gamma, offset, light
 falloff); and the photo scenes above at 480p with frame 2 (or both frames) degraded as a camera
 would: illumination change, sensor noise + JPEG, defocus blur, all of them together. Columns: EPE and
-share > 3 px per group, and the time ratio to DIS-medium on the same pairs in the same run.
+share > 3 px per group, and the time ratio to DIS-medium on the same pairs in the same run, one pair per
+call and with the video nodes' pairs per call (models/flow/estimate.py PAIRS_PER_BATCH).
 
 Timing: every method runs with the same number of threads (torch.set_num_threads and
 cv2.setNumThreads). `--omp-wait passive` sets OMP_WAIT_POLICY=PASSIVE before torch starts: on a CPU
