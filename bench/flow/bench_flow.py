@@ -36,6 +36,7 @@ Needs the bench extra (opencv-python-headless, scikit-image). Prints markdown an
 bench/flow/RESULTS.md.
 """
 import argparse
+import functools
 import os
 import platform
 import subprocess
@@ -141,31 +142,37 @@ def real_groups(quick):
     return groups
 
 
+def median_times(calls, repeats):
+    """{name: (median wall seconds, median CPU seconds)} of the zero-argument `calls` over `repeats`
+    rounds, in which the calls take turns, so a load change on a shared CPU hits them alike."""
+    times = {name: ([], []) for name in calls}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, call in calls.items():
+                start, cpu_start = time.perf_counter(), time.process_time()
+                call()
+                times[name][0].append(time.perf_counter() - start)
+                times[name][1].append(time.process_time() - cpu_start)
+    return {name: (float(np.median(wall)), float(np.median(cpu))) for name, (wall, cpu) in times.items()}
+
+
 def measure(methods, pairs, repeats):
     """Per method: lists over pairs of EPE (valid / visible and valid), share > 3 px (valid) and
-    median ms. The methods take turns within each repeat, so a load change on a shared CPU hits them
-    alike."""
+    median ms (`median_times`, after one warm-up call)."""
     stats = {name: {"epe": [], "epe_visible": [], "bad": [], "ms": [], "cpu_ms": [], "motion": []}
              for name in methods}
     for motion, a, b, truth, visible, valid in pairs:
-        times = {name: [] for name in methods}
-        cpu_times = {name: [] for name in methods}
         with torch.no_grad():
             flows = {name: method(a, b) for name, method in methods.items()}   # warm-up
-            for _ in range(repeats):
-                for name, method in methods.items():
-                    start, cpu_start = time.perf_counter(), time.process_time()
-                    method(a, b)
-                    times[name].append(time.perf_counter() - start)
-                    cpu_times[name].append(time.process_time() - cpu_start)
+        times = median_times({name: functools.partial(method, a, b) for name, method in methods.items()}, repeats)
         for name, flow in flows.items():
             error = (flow - truth).norm(dim=0)
             s = stats[name]
             s["epe"].append(error[valid].mean().item())
             s["epe_visible"].append(error[visible & valid].mean().item())
             s["bad"].append((error[valid] > 3).float().mean().item())
-            s["ms"].append(1e3 * float(np.median(times[name])))
-            s["cpu_ms"].append(1e3 * float(np.median(cpu_times[name])))
+            s["ms"].append(1e3 * times[name][0])
+            s["cpu_ms"].append(1e3 * times[name][1])
             s["motion"].append(motion)
     return stats
 
@@ -245,27 +252,20 @@ def real_tables(group_stats):
 def batched_speed_table(groups, repeats):
     """Rows: groups. Built-in medium's time per pair when PAIRS_PER_BATCH pairs of the group (repeated
     if it has fewer) go into one call, as the video nodes call it, over DIS-medium's time per pair
-    (one call per pair), wall and CPU time, the two taking turns within each repeat."""
+    (one call per pair), wall and CPU time (`median_times`)."""
     builtin, dis = BuiltinFlow("medium"), make_method("DIS medium")
     lines = ["| pairs | built-in medium, batched | wall time / DIS-medium | CPU time / DIS-medium |",
              "|---|---|---|---|"]
     for group, pairs in groups.items():
         chosen = [pairs[i % len(pairs)] for i in range(PAIRS_PER_BATCH)]
         first, second = (torch.stack([pair[k] for pair in chosen]) for k in (1, 2))
-        times = {"built-in": [], "DIS": []}
-        cpu_times = {"built-in": [], "DIS": []}
         with torch.no_grad():
-            builtin(first, second)
-            for _ in range(repeats):
-                for name, run in (("built-in", lambda: builtin(first, second)),
-                                  ("DIS", lambda: [dis(a, b) for a, b in zip(first, second)])):
-                    start, cpu_start = time.perf_counter(), time.process_time()
-                    run()
-                    times[name].append((time.perf_counter() - start) / PAIRS_PER_BATCH)
-                    cpu_times[name].append((time.process_time() - cpu_start) / PAIRS_PER_BATCH)
-        wall, cpu = ({name: np.median(values) for name, values in kind.items()} for kind in (times, cpu_times))
-        lines.append(f"| {group} | {1e3 * wall['built-in']:.0f} ms / pair | {wall['built-in'] / wall['DIS']:.2f}x | "
-                     f"{cpu['built-in'] / cpu['DIS']:.2f}x |")
+            builtin(first, second)                                                   # warm-up
+        times = median_times({"built-in": lambda: builtin(first, second),
+                              "DIS": lambda: [dis(a, b) for a, b in zip(first, second)]}, repeats)
+        (wall, cpu), (dis_wall, dis_cpu) = times["built-in"], times["DIS"]
+        lines.append(f"| {group} | {1e3 * wall / PAIRS_PER_BATCH:.0f} ms / pair | {wall / dis_wall:.2f}x | "
+                     f"{cpu / dis_cpu:.2f}x |")
     return "\n".join(lines)
 
 
